@@ -1,0 +1,1 @@
+"""Adapters: implementations of the ports (SQL, memory fakes, later streams, chain, notify)."""

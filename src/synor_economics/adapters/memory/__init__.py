@@ -1,0 +1,1 @@
+"""In-memory fakes of every port: fast unit tests and dry runs. Never the only test."""

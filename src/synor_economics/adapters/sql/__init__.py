@@ -1,0 +1,1 @@
+"""SQL storage: SQLAlchemy 2 Core tables, repositories and Alembic migrations."""

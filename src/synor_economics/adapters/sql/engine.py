@@ -1,0 +1,54 @@
+"""Engines for the two supported databases, with the settings each needs to be a safe ledger.
+
+SQLite (the embedded default): WAL so readers never block the writer, ``synchronous=FULL`` so a
+committed transfer survives a power cut, foreign keys on, and ``BEGIN IMMEDIATE`` for write
+transactions so two writers queue instead of failing halfway. PostgreSQL: a transaction-level
+advisory lock serialises ledger writers (see ``uow.py``); readers use MVCC snapshots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+WRITE_OPTION = "synor_write"
+"""Execution option marking a connection whose transaction will write."""
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create the engine for ``url``, creating a SQLite file's folder if needed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database, echo=echo)
+    return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        writing = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+    return engine
+
+
+def describe_url(url: str) -> str:
+    """The URL with any password hidden, for logs and ``synor config``."""
+    return make_url(url).render_as_string(hide_password=True)

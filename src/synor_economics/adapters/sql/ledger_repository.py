@@ -1,0 +1,346 @@
+"""The ledger repository over SQLAlchemy Core: the same code for SQLite and PostgreSQL.
+
+Writes are batched: one multi-row INSERT per table per batch (executemany on SQLite,
+"insertmanyvalues" on PostgreSQL) and one UPDATE per touched account. Lookups by id go through
+``IN`` lists in chunks that stay under every driver's parameter limit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, update
+
+from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
+from synor_economics.domain.ledger import (
+    Account,
+    AccountKind,
+    AccountSpec,
+    Applied,
+    Balance,
+    Entry,
+    EntryRecord,
+    Side,
+    TransferKind,
+    TransferRecord,
+)
+
+_CHUNK = 2000
+"""Ids per IN list: well under SQLite's 32766 and PostgreSQL's 65535 parameters."""
+
+_PENDING = TransferKind.PENDING
+_SIDE = {"debit": Side.DEBIT, "credit": Side.CREDIT}
+_KIND = {k.value: k for k in TransferKind}
+
+
+def _among(column: ColumnElement[Any], values: list[Any], dialect: str) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter instead of thousands
+    (psycopg otherwise re-parses a query with a different number of placeholders every time)."""
+    if dialect == "postgresql":
+        element_type = column.type
+        return column == any_(bindparam(None, values, type_=ARRAY(element_type)))
+    return column.in_(values)
+
+
+def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
+    items = list(ids)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _account(row: Any) -> Account:
+    spec = AccountSpec(
+        id=row.id,
+        kind=AccountKind(row.kind),
+        normal=_SIDE[row.normal],
+        floor=row.floor,
+        owner=row.owner,
+    )
+    balance = Balance(row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending)
+    return Account(spec=spec, num=row.num, balance=balance)
+
+
+def _record(row: Any, entries: tuple[Entry, ...]) -> TransferRecord:
+    return TransferRecord(
+        seq=row.seq,
+        id=row.id,
+        kind=_KIND[row.kind],
+        ts_us=row.ts_us,
+        entries=entries,
+        ref=row.ref,
+        code=row.code,
+        memo=row.memo,
+        fingerprint=row.fingerprint,
+    )
+
+
+_ENTRY_COLUMNS = (
+    ledger_entries.c.seq,
+    ledger_entries.c.leg,
+    ledger_accounts.c.id.label("account"),
+    ledger_entries.c.side,
+    ledger_entries.c.amount,
+    ledger_entries.c.pending,
+    ledger_entries.c.balance_after,
+)
+
+
+def _entry(row: Any) -> EntryRecord:
+    return EntryRecord(
+        seq=row.seq,
+        leg=row.leg,
+        account=row.account,
+        side=_SIDE[row.side],
+        amount=row.amount,
+        pending=row.pending,
+        balance_after=row.balance_after,
+    )
+
+
+_TRANSFER_FIELDS = ("seq", "id", "kind", "ref", "ts_us", "code", "memo", "fingerprint")
+_ENTRY_FIELDS = ("seq", "leg", "account_num", "side", "amount", "pending", "balance_after")
+
+
+def _sqlite_insert(table: str, fields: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
+
+
+def _copy_rows(driver: Any, table: str, fields: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Stream rows into a PostgreSQL table with COPY, the fastest bulk path psycopg offers."""
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(fields)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class SqlLedgerRepository:
+    """Implements ``ports.LedgerRepository`` on one connection inside a transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._dialect = conn.dialect.name
+        self._nums: dict[str, int] = {}
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, int]:
+        query = (
+            select(ledger_transfers.c.seq, ledger_transfers.c.ts_us)
+            .order_by(ledger_transfers.c.seq.desc())
+            .limit(1)
+        )
+        row = self.conn.execute(query).first()
+        return (0, 0) if row is None else (row.seq, row.ts_us)
+
+    def accounts(self, ids: Collection[str]) -> dict[str, Account]:
+        found: dict[str, Account] = {}
+        for chunk in _chunks(ids):
+            rows = self.conn.execute(select(ledger_accounts).where(_among(ledger_accounts.c.id, chunk, self._dialect)))
+            for row in rows:
+                account = _account(row)
+                found[account.spec.id] = account
+                self._nums[account.spec.id] = account.num
+        return found
+
+    def add_account(self, spec: AccountSpec, opened_us: int) -> Account:
+        result = self.conn.execute(
+            ledger_accounts.insert().values(
+                id=spec.id,
+                kind=spec.kind.value,
+                normal=spec.normal.value,
+                floor=spec.floor,
+                owner=spec.owner,
+                opened_us=opened_us,
+                debits_posted=0,
+                credits_posted=0,
+                debits_pending=0,
+                credits_pending=0,
+            )
+        )
+        num = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        assert num is not None
+        self._nums[spec.id] = int(num)
+        return Account(spec=spec, num=int(num))
+
+    def transfers(self, ids: Collection[str]) -> dict[str, TransferRecord]:
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows.extend(self.conn.execute(select(ledger_transfers).where(_among(ledger_transfers.c.id, chunk, self._dialect))))
+        if not rows:
+            return {}
+        entries = self._entries_by_seq([row.seq for row in rows])
+        return {row.id: _record(row, entries.get(row.seq, ())) for row in rows}
+
+    def _entries_by_seq(self, seqs: Sequence[int]) -> dict[int, tuple[Entry, ...]]:
+        grouped: dict[int, list[Entry]] = defaultdict(list)
+        for start in range(0, len(seqs), _CHUNK):
+            query = (
+                select(*_ENTRY_COLUMNS)
+                .join(ledger_accounts, ledger_accounts.c.num == ledger_entries.c.account_num)
+                .where(_among(ledger_entries.c.seq, list(seqs[start : start + _CHUNK]), self._dialect))
+                .order_by(ledger_entries.c.seq, ledger_entries.c.leg)
+            )
+            for row in self.conn.execute(query):
+                grouped[row.seq].append(Entry(row.account, _SIDE[row.side], row.amount))
+        return {seq: tuple(entries) for seq, entries in grouped.items()}
+
+    def resolved(self, ids: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            query = select(ledger_transfers.c.ref).where(_among(ledger_transfers.c.ref, chunk, self._dialect))
+            found.update(self.conn.execute(query).scalars())
+        return found
+
+    def append(self, applied: Sequence[Applied]) -> None:
+        """Insert a batch's transfers and entries through the driver directly.
+
+        This is the ledger's hot path: SQLAlchemy's per-row parameter processing costs more than
+        the database's own work here, so rows are built as tuples and handed to the driver
+        (``executemany`` on SQLite, ``COPY`` on PostgreSQL) on the transaction's own connection.
+        """
+        if not applied:
+            return
+        nums = self._nums
+        transfers = [
+            (r.seq, r.id, r.kind.value, r.ref, r.ts_us, r.code, r.memo, r.fingerprint)
+            for r in (a.record for a in applied)
+        ]
+        entries = [
+            (r.seq, leg, nums[account], side, amount, r.kind is _PENDING, after)
+            for r, afters in applied
+            for leg, ((account, side, amount), after) in enumerate(zip(r.entries, afters, strict=True))
+        ]
+        driver = self.conn.connection.driver_connection
+        if self.conn.dialect.name == "postgresql":
+            _copy_rows(driver, "ledger_transfers", _TRANSFER_FIELDS, transfers)
+            _copy_rows(driver, "ledger_entries", _ENTRY_FIELDS, entries)
+            return
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(_sqlite_insert("ledger_transfers", _TRANSFER_FIELDS), transfers)
+            cursor.executemany(
+                _sqlite_insert("ledger_entries", _ENTRY_FIELDS),
+                [(s, g, n, d, str(a), p, str(b)) for s, g, n, d, a, p, b in entries],
+            )
+        finally:
+            cursor.close()
+
+    def save_balances(self, accounts: Sequence[Account]) -> None:
+        if not accounts:
+            return
+        statement = (
+            update(ledger_accounts)
+            .where(ledger_accounts.c.num == bindparam("k_num"))
+            .values(
+                debits_posted=bindparam("k_dp"),
+                credits_posted=bindparam("k_cp"),
+                debits_pending=bindparam("k_dq"),
+                credits_pending=bindparam("k_cq"),
+            )
+        )
+        rows = [
+            {
+                "k_num": a.num,
+                "k_dp": a.balance.debits_posted,
+                "k_cp": a.balance.credits_posted,
+                "k_dq": a.balance.debits_pending,
+                "k_cq": a.balance.credits_pending,
+            }
+            for a in accounts
+        ]
+        self.conn.execute(statement, rows)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def all_accounts(self) -> list[Account]:
+        rows = self.conn.execute(select(ledger_accounts).order_by(ledger_accounts.c.id))
+        return [_account(row) for row in rows]
+
+    def last_seq_at(self, ts_us: int) -> int:
+        """Binary search over the primary key: timestamps increase with ``seq`` (see tables)."""
+        low, high = 0, self.head()[0]
+        probe = select(ledger_transfers.c.ts_us).where(ledger_transfers.c.seq == bindparam("seq"))
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.conn.execute(probe, {"seq": middle}).scalar_one() <= ts_us:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def net_as_of(self, seq: int) -> dict[str, int]:
+        latest = (
+            select(
+                ledger_entries.c.account_num.label("num"),
+                func.max(ledger_entries.c.seq).label("seq"),
+            )
+            .where(ledger_entries.c.seq <= seq)
+            .group_by(ledger_entries.c.account_num)
+            .subquery()
+        )
+        query = (
+            select(ledger_accounts.c.id, ledger_entries.c.balance_after, ledger_entries.c.leg)
+            .join(latest, latest.c.num == ledger_accounts.c.num)
+            .join(
+                ledger_entries,
+                (ledger_entries.c.seq == latest.c.seq)
+                & (ledger_entries.c.account_num == latest.c.num),
+            )
+            .order_by(ledger_entries.c.leg)
+        )
+        # An account may appear on several legs of one transfer: the last leg holds its balance.
+        return {row.id: row.balance_after for row in self.conn.execute(query)}
+
+    def entries_of(
+        self, account_id: str, *, limit: int, before_seq: int | None
+    ) -> list[tuple[TransferRecord, EntryRecord]]:
+        query = (
+            select(*_ENTRY_COLUMNS)
+            .join(ledger_accounts, ledger_accounts.c.num == ledger_entries.c.account_num)
+            .where(ledger_accounts.c.id == account_id)
+            .order_by(ledger_entries.c.seq.desc(), ledger_entries.c.leg.desc())
+            .limit(limit)
+        )
+        if before_seq is not None:
+            query = query.where(ledger_entries.c.seq < before_seq)
+        entries = [_entry(row) for row in self.conn.execute(query)]
+        seqs = sorted({e.seq for e in entries})
+        records = self._records_by_seq(seqs)
+        return [(records[e.seq], e) for e in entries]
+
+    def _records_by_seq(self, seqs: Sequence[int]) -> dict[int, TransferRecord]:
+        entries = self._entries_by_seq(seqs)
+        records: dict[int, TransferRecord] = {}
+        for start in range(0, len(seqs), _CHUNK):
+            chunk = seqs[start : start + _CHUNK]
+            for row in self.conn.execute(select(ledger_transfers).where(_among(ledger_transfers.c.seq, list(chunk), self._dialect))):
+                records[row.seq] = _record(row, entries.get(row.seq, ()))
+        return records
+
+    def history(self, *, after_seq: int, limit: int) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
+        rows = list(
+            self.conn.execute(
+                select(ledger_transfers)
+                .where(ledger_transfers.c.seq > after_seq)
+                .order_by(ledger_transfers.c.seq)
+                .limit(limit)
+            )
+        )
+        if not rows:
+            return []
+        query = (
+            select(*_ENTRY_COLUMNS)
+            .join(ledger_accounts, ledger_accounts.c.num == ledger_entries.c.account_num)
+            .where(ledger_entries.c.seq > after_seq, ledger_entries.c.seq <= rows[-1].seq)
+            .order_by(ledger_entries.c.seq, ledger_entries.c.leg)
+        )
+        grouped: dict[int, list[EntryRecord]] = defaultdict(list)
+        for row in self.conn.execute(query):
+            grouped[row.seq].append(_entry(row))
+        result = []
+        for row in rows:
+            entries = tuple(grouped.get(row.seq, ()))
+            plain = tuple(Entry(e.account, e.side, e.amount) for e in entries)
+            result.append((_record(row, plain), entries))
+        return result

@@ -1,0 +1,123 @@
+"""The SQL schema, as SQLAlchemy Core tables. Alembic migrations create it; tests check that
+the migrations and these tables agree.
+
+Amounts are unbounded integers: ``NUMERIC(78, 0)`` on PostgreSQL, and TEXT on SQLite, whose
+INTEGER is 64-bit (9.2 SYNOR) and would silently turn larger values into floats. No SQL sums
+amounts: balances are kept running, per entry and per account, so reads never aggregate money.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class BigAmount(TypeDecorator[int]):
+    """An exact integer of any size (base units): NUMERIC(78,0) on PostgreSQL, TEXT on SQLite."""
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(78, 0))
+        return dialect.type_descriptor(String(80))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("num", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(200), nullable=False, unique=True),
+    Column("kind", String(40), nullable=False),
+    Column("normal", String(6), nullable=False),
+    Column("floor", BigAmount(), nullable=True),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("opened_us", BigInteger, nullable=False),
+    Column("debits_posted", BigAmount(), nullable=False),
+    Column("credits_posted", BigAmount(), nullable=False),
+    Column("debits_pending", BigAmount(), nullable=False),
+    Column("credits_pending", BigAmount(), nullable=False),
+)
+
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit sequence; on SQLite spelled INTEGER so that the primary key is the rowid itself.
+
+``ts_us`` has no index on purpose: the ledger makes timestamps strictly increase with ``seq``, so
+"the last transfer at or before T" is a binary search over the primary key (about 20 point reads
+for a million transfers), and every insert saves maintaining one more b-tree."""
+
+ledger_transfers = Table(
+    "ledger_transfers",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=False),
+    Column("id", String(200), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("ref", String(200), nullable=True),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("code", String(100), nullable=False),
+    Column("memo", Text, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    # A transfer is resolved (pending) or reversed at most once; most transfers have no ref.
+    Index(
+        "ix_ledger_transfers_ref",
+        "ref",
+        unique=True,
+        sqlite_where=text("ref IS NOT NULL"),
+        postgresql_where=text("ref IS NOT NULL"),
+    ),
+)
+
+# Entries carry no foreign keys on purpose: they are written only by the ledger machine, for
+# accounts and a transfer it loaded and created in the same serialised transaction, and
+# ``synor ledger check`` verifies every reference. On PostgreSQL the two referential triggers per
+# row tripled the cost of the bulk insert, the ledger's hot path.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", Seq, primary_key=True),
+    Column("leg", SmallInteger, primary_key=True),
+    Column("account_num", Integer, nullable=False),
+    Column("side", String(6), nullable=False),
+    Column("amount", BigAmount(), nullable=False),
+    Column("pending", Boolean, nullable=False),
+    Column("balance_after", BigAmount(), nullable=False),
+    Index("ix_ledger_entries_account_seq", "account_num", "seq"),
+    sqlite_with_rowid=False,
+)
+
+IMMUTABLE_TABLES = ("ledger_transfers", "ledger_entries")
+"""Tables whose rows are never updated or deleted; triggers in the migration enforce it."""

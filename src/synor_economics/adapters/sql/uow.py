@@ -1,0 +1,50 @@
+"""The SQL unit of work: one connection, one transaction, the repositories bound to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, text
+
+from synor_economics.adapters.sql.engine import WRITE_OPTION
+from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
+
+LEDGER_LOCK_KEY = 0x53594E4F52
+"""PostgreSQL advisory lock key ("SYNOR") that serialises ledger writers across processes."""
+
+
+class SqlTransaction:
+    """A transaction's repositories. Later issues add usage, invoices, ... beside ``ledger``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.connection = conn
+        self._ledger = SqlLedgerRepository(conn)
+
+    @property
+    def ledger(self) -> SqlLedgerRepository:
+        return self._ledger
+
+
+class SqlUnitOfWork:
+    """Opens SQL transactions. Writers are serialised: BEGIN IMMEDIATE on SQLite, an advisory
+    transaction lock on PostgreSQL, so the ledger's sequence and running balances never race."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def write(self) -> Iterator[SqlTransaction]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+                yield SqlTransaction(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlTransaction]:
+        with self.engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+            yield SqlTransaction(conn)

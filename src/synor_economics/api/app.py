@@ -1,0 +1,98 @@
+"""The HTTP API. Every route is a thin adapter from HTTP to a service call and a shared JSON
+document (``services/documents.py``), so the API and the CLI's ``--json`` always agree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from synor_economics.domain.errors import LedgerError, SynorError
+from synor_economics.services import documents
+from synor_economics.services.system import System
+
+_NOT_FOUND = {"not_found", "unknown_account"}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}})
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """Query times without a zone are taken as UTC, the zone of every instant here."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+AsOf = Annotated[
+    datetime | None,
+    Query(description="RFC 3339 time: posted balances as of then (default: now, with pending)"),
+]
+
+
+def create_app(system: System) -> FastAPI:
+    """Build the API around an assembled system."""
+    app = FastAPI(
+        title="Synor economics",
+        version=system.version,
+        description="Metering, billing, ledger and fee distribution for the Synor network. "
+        "Amounts are strings of integer base units (1 SYNOR = 10^18), with SYNOR display strings beside them.",
+    )
+
+    @app.exception_handler(LedgerError)
+    async def _ledger_error(_request: Request, error: LedgerError) -> JSONResponse:
+        return _error(404 if error.code in _NOT_FOUND else 409, error.code, error.message)
+
+    @app.exception_handler(SynorError)
+    async def _domain_error(_request: Request, error: SynorError) -> JSONResponse:
+        return _error(422, "invalid", str(error))
+
+    @app.get("/v1/health", tags=["system"])
+    def health() -> dict[str, Any]:
+        """Liveness and readiness: the database answers and its schema is current."""
+        return dict(system.health())
+
+    @app.get("/v1/catalog", tags=["catalog"])
+    def catalog(at: AsOf = None) -> dict[str, Any]:
+        """The price book, each resource with the price row in effect at ``at`` (default now)."""
+        when = _aware(at) or datetime.now(UTC)
+        return documents.catalog_document(system.catalog.current(), system.catalog.rows_at(when), when)
+
+    @app.get("/v1/ledger/accounts", tags=["ledger"])
+    def accounts(as_of: AsOf = None, kind: str | None = None) -> dict[str, Any]:
+        """Every ledger account with its balance, optionally of one kind."""
+        views = system.ledger.balances(as_of=_aware(as_of))
+        chosen = [v for v in views if kind is None or v.spec.kind.value == kind]
+        return {"as_of": None if as_of is None else _aware(as_of), "accounts": [documents.account_document(v) for v in chosen]}
+
+    @app.get("/v1/ledger/accounts/{account_id}", tags=["ledger"])
+    def account(account_id: str, as_of: AsOf = None) -> dict[str, Any]:
+        """One account and its balance."""
+        return documents.account_document(system.ledger.account(account_id, as_of=_aware(as_of)))
+
+    @app.get("/v1/ledger/accounts/{account_id}/entries", tags=["ledger"])
+    def statement(
+        account_id: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before_seq: Annotated[int | None, Query(ge=1)] = None,
+    ) -> dict[str, Any]:
+        """An account's entries, newest first; page with ``before_seq`` = the last ``seq`` seen."""
+        lines = system.ledger.statement(account_id, limit=limit, before_seq=before_seq)
+        next_before = lines[-1].entry.seq if len(lines) == limit else None
+        return {"entries": [documents.statement_document(line) for line in lines], "next_before_seq": next_before}
+
+    @app.get("/v1/ledger/transfers/{transfer_id:path}", tags=["ledger"])
+    def transfer(transfer_id: str) -> dict[str, Any]:
+        """One transfer with its entries."""
+        return documents.transfer_document(system.ledger.transfer(transfer_id))
+
+    @app.get("/v1/ledger/check", tags=["ledger"])
+    def check() -> JSONResponse:
+        """Verify every ledger invariant over the stored ledger (200 when sound, 500 when not)."""
+        report = system.ledger.check()
+        return JSONResponse(status_code=200 if report.ok else 500, content=documents.audit_document(report))
+
+    return app

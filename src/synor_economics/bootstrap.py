@@ -1,0 +1,97 @@
+"""The composition root: settings → adapters → services → faces. Nothing else reads settings or
+names an adapter, so swapping SQLite for PostgreSQL (or a fake for a test) happens here alone.
+
+Heavy imports (SQLAlchemy, Alembic) stay inside functions: a CLI command that never touches the
+database never pays for them.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from functools import cached_property
+
+from synor_economics.config import Settings
+from synor_economics.services.system import Setting, System
+
+
+def describe_settings(settings: Settings) -> tuple[Setting, ...]:
+    """Each setting with its effective value and where it came from."""
+    from synor_economics.adapters.sql.engine import describe_url
+
+    rows = []
+    for name, field in Settings.model_fields.items():
+        env_name = f"SYNOR_{name.upper()}"
+        if env_name in os.environ:
+            source = "environment"
+        elif name in settings.model_fields_set:
+            source = ".env file"
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        if name == "database_url":
+            value = describe_url(settings.effective_database_url)
+        rows.append(Setting(name, "" if value is None else str(value), source, field.description or ""))
+    return tuple(rows)
+
+
+def build(settings: Settings | None = None) -> System:
+    """Assemble the product from settings (the environment's, unless given)."""
+    from synor_economics.adapters.clock import SystemClock
+    from synor_economics.adapters.sql.engine import make_engine
+    from synor_economics.adapters.sql.schema import SqlSchema
+    from synor_economics.adapters.sql.uow import SqlUnitOfWork
+    from synor_economics.catalog import load_catalog, load_default_catalog
+    from synor_economics.services.catalog import CatalogService
+    from synor_economics.services.ledger import LedgerService
+
+    settings = settings or Settings()
+    engine = make_engine(settings.effective_database_url)
+    schema = SqlSchema(engine)
+    if settings.auto_migrate:
+        schema.upgrade()
+    catalog = load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
+    clock = SystemClock()
+    return System(
+        ledger=LedgerService(SqlUnitOfWork(engine), clock),
+        catalog=CatalogService(catalog),
+        schema=schema,
+        settings=describe_settings(settings),
+        serve_address=(settings.host, settings.port),
+        log_level=settings.log_level,
+        close=engine.dispose,
+    )
+
+
+def tune_for_throughput() -> None:
+    """Long-running processes allocate many short-lived tuples per posted batch; CPython's default
+    young-generation threshold (700) then runs the cycle collector thousands of times a second.
+    Freeze what start-up allocated and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+class Launcher:
+    """What the CLI holds: settings now, the assembled system only when a command needs it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._given = settings
+
+    @cached_property
+    def _settings(self) -> Settings:
+        return self._given or Settings()
+
+    def settings(self) -> tuple[Setting, ...]:
+        return describe_settings(self._settings)
+
+    @cached_property
+    def _system(self) -> System:
+        return build(self._settings)
+
+    def system(self) -> System:
+        return self._system
+
+    def close(self) -> None:
+        if "_system" in self.__dict__:
+            self._system.close()

@@ -1,0 +1,1 @@
+"""The ``synor`` command line (Typer + Rich): a thin face over the services."""

@@ -1,0 +1,51 @@
+"""``synor serve`` and ``synor config``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from synor_economics.cli.app import JsonFlag, launcher_of, print_json, system_of
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command("config")(show_config)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: SYNOR_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: SYNOR_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (and, as later parts land, the dashboard and workers) in one process."""
+    import uvicorn
+
+    from synor_economics.api.app import create_app
+
+    system = system_of(ctx)
+    default_host, default_port = system.serve_address
+    chosen_host, chosen_port = host or default_host, port or default_port
+    console = Console(stderr=True)
+    console.print(
+        f"[bold]synor[/bold] {system.version} on {system.schema.backend} ({system.schema.location})\n"
+        f"API: http://{chosen_host}:{chosen_port}/v1/health   docs: http://{chosen_host}:{chosen_port}/docs"
+    )
+    uvicorn.run(create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level)
+
+
+def show_config(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Print the effective settings and where each came from (environment, .env, default)."""
+    settings = launcher_of(ctx).settings()
+    if as_json:
+        print_json({s.name: {"value": s.value, "source": s.source} for s in settings})
+        return
+    table = Table(title="Effective settings (environment variables are SYNOR_<NAME>)")
+    for column in ("setting", "value", "source", "meaning"):
+        table.add_column(column)
+    for s in settings:
+        table.add_row(s.name, s.value, s.source, s.description)
+    Console().print(table)

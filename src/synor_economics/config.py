@@ -1,0 +1,46 @@
+"""Settings, from the environment (prefix ``SYNOR_``) or a ``.env`` file. Read only by bootstrap.
+
+Defaults give the embedded product: a SQLite file in the data directory, the packaged price book,
+the API on 127.0.0.1. At scale, ``SYNOR_DATABASE_URL`` points at PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/synor`` or ``~/.local/share/synor``: where the embedded database lives."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "synor"
+
+
+class Settings(BaseSettings):
+    """Every setting of the product. ``synor config`` prints the effective values."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNOR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Folder for the embedded database and files")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir")
+    host: str = Field(default="127.0.0.1", description="Address `synor serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `synor serve` listens on")
+    catalog_path: Path | None = Field(default=None, description="A price book TOML file replacing the packaged one")
+    auto_migrate: bool = Field(default=True, description="Upgrade the schema when the product starts")
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be debug, info, warning or error")
+        return value.lower()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir.expanduser() / 'synor.db').as_posix()}"

@@ -1,0 +1,134 @@
+"""JSON documents of the read side, shared by every face so the CLI's ``--json`` and the API
+say the same thing. Base-unit amounts are strings of integers, with SYNOR display strings beside
+them (SPEC §1); prices and quantities are exact decimal strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from synor_economics.domain.catalog import Catalog, PriceRow, Resource
+from synor_economics.domain.ledger import TransferRecord
+from synor_economics.domain.ledger_audit import AuditReport
+from synor_economics.domain.money import format_synor
+from synor_economics.domain.pricing import Graduated, Package, PerUnit, PricingModel, Volume
+from synor_economics.services.ledger import AccountView, StatementLine, from_us
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def amount_fields(name: str, units: int) -> dict[str, str]:
+    """``{"balance": "1500000000000000000", "balance_synor": "1.5"}``."""
+    return {name: str(units), f"{name}_synor": format_synor(units)}
+
+
+def price_model_document(model: PricingModel) -> dict[str, Any]:
+    document: dict[str, Any] = {"model": model.name, "currency": model.currency.value}
+    if isinstance(model, PerUnit):
+        document["unit_price"] = _dec(model.unit_price)
+    elif isinstance(model, Graduated | Volume):
+        document["tiers"] = [
+            {"up_to": _dec(tier.up_to), "unit_price": _dec(tier.unit_price)} for tier in model.tiers
+        ]
+    elif isinstance(model, Package):
+        document["package_size"] = _dec(model.package_size)
+        document["package_price"] = _dec(model.package_price)
+    document["minimum"] = _dec(model.minimum)
+    return document
+
+
+def price_row_document(row: PriceRow) -> dict[str, Any]:
+    return {"effective_from": row.effective_from.isoformat().replace("+00:00", "Z"), **price_model_document(row.model)}
+
+
+def resource_document(resource: Resource, current: PriceRow | None) -> dict[str, Any]:
+    return {
+        "id": resource.id,
+        "service": resource.service,
+        "meter": resource.meter.value,
+        "event_unit": resource.event_unit,
+        "price_unit": resource.price_unit,
+        "divisor": str(resource.divisor),
+        "description": resource.description,
+        "allows_corrections": resource.allows_corrections,
+        "price": None if current is None else price_row_document(current),
+        "prices": [price_row_document(row) for row in resource.prices],
+    }
+
+
+def catalog_document(
+    catalog: Catalog, rows: list[tuple[Resource, PriceRow | None]], at: datetime
+) -> dict[str, Any]:
+    return {
+        "version": catalog.version,
+        "digest": catalog.digest,
+        "at": at.isoformat().replace("+00:00", "Z"),
+        "resources": [resource_document(resource, row) for resource, row in rows],
+    }
+
+
+def account_document(view: AccountView) -> dict[str, Any]:
+    spec, balance = view.spec, view.balance
+    return {
+        "id": spec.id,
+        "kind": spec.kind.value,
+        "normal": spec.normal.value,
+        "owner": spec.owner,
+        "floor": None if spec.floor is None else str(spec.floor),
+        **amount_fields("balance", view.posted),
+        **amount_fields("available", view.available),
+        "pending_in": str(view.pending_in),
+        "pending_out": str(view.pending_out),
+        "debits_posted": str(balance.debits_posted),
+        "credits_posted": str(balance.credits_posted),
+    }
+
+
+def transfer_document(record: TransferRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "seq": record.seq,
+        "kind": record.kind.value,
+        "ref": record.ref,
+        "ts": from_us(record.ts_us).isoformat().replace("+00:00", "Z"),
+        "code": record.code,
+        "memo": record.memo,
+        **amount_fields("amount", record.amount),
+        "entries": [
+            {"account": e.account, "side": e.side.value, **amount_fields("amount", e.amount)}
+            for e in record.entries
+        ],
+    }
+
+
+def statement_document(line: StatementLine) -> dict[str, Any]:
+    return {
+        "seq": line.entry.seq,
+        "leg": line.entry.leg,
+        "transfer": line.transfer.id,
+        "kind": line.transfer.kind.value,
+        "code": line.transfer.code,
+        "ts": from_us(line.transfer.ts_us).isoformat().replace("+00:00", "Z"),
+        "side": line.entry.side.value,
+        "pending": line.entry.pending,
+        **amount_fields("amount", line.entry.amount),
+        **amount_fields("balance_after", line.balance_after),
+    }
+
+
+def audit_document(report: AuditReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "transfers": report.transfers,
+        "entries": report.entries,
+        "accounts": report.accounts,
+        "total_debits": str(report.total_debits),
+        "total_credits": str(report.total_credits),
+        "violation_count": report.violation_count,
+        "violations": [
+            {"code": v.code, "where": v.where, "detail": v.detail} for v in report.violations
+        ],
+    }

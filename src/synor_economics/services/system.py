@@ -1,0 +1,78 @@
+"""What the faces get from the composition root: the services, and facts about the running
+system (settings, schema), without knowing which adapters stand behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from synor_economics import __version__
+from synor_economics.services.catalog import CatalogService
+from synor_economics.services.ledger import LedgerService
+
+
+class Schema(Protocol):
+    """The storage schema: where it stands, and how to bring it up to date."""
+
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, with any password hidden."""
+        ...
+
+    def current(self) -> str | None: ...
+
+    def head(self) -> str | None: ...
+
+    def upgrade(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    value: str
+    source: str
+    description: str
+
+
+@dataclass
+class System:
+    """The assembled product, as the faces see it."""
+
+    ledger: LedgerService
+    catalog: CatalogService
+    schema: Schema
+    settings: tuple[Setting, ...]
+    serve_address: tuple[str, int]
+    log_level: str
+    close: Callable[[], None]
+    version: str = __version__
+
+    def health(self) -> Mapping[str, object]:
+        """A cheap liveness and readiness report: the database answers, the schema is current."""
+        current = self.schema.current()
+        head = self.schema.head()
+        return {
+            "status": "ok" if current == head else "degraded",
+            "version": self.version,
+            "database": {
+                "backend": self.schema.backend,
+                "schema": current,
+                "schema_head": head,
+                "schema_current": current == head,
+            },
+            "catalog": {"version": self.catalog.current().version, "digest": self.catalog.current().digest},
+        }
+
+
+class Launcher(Protocol):
+    """How a face reaches the product: settings at once, the assembled system on demand."""
+
+    def settings(self) -> tuple[Setting, ...]: ...
+
+    def system(self) -> System: ...
