@@ -8,7 +8,7 @@ transfers in the same transaction as the invoice itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -55,8 +55,9 @@ class LedgerRepository(Protocol):
         """Which of ``ids`` a later transfer already resolved (post/void) or reversed."""
         ...
 
-    def append(self, applied: Sequence[Applied]) -> None:
-        """Store newly applied transfers and their entries, in sequence order."""
+    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
+        """Store newly applied transfers and their entries, in sequence order; ``accounts``
+        holds (at least) every account the entries name, with its storage key."""
         ...
 
     def save_balances(self, accounts: Sequence[Account]) -> None:

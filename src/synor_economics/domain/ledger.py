@@ -37,8 +37,9 @@ from synor_economics.domain.errors import LedgerError
 MAX_AMOUNT = 10**36 - 1
 """Largest amount of one entry: 10^18 SYNOR. Far above any supply, far below NUMERIC(78) limits."""
 
-_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9_.:\-]{0,199}$")
-_TRANSFER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,199}$")
+_ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9_.:\-]{0,199}")
+_TRANSFER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,199}")
+# Both are used with ``fullmatch``: "$" would also accept a trailing newline.
 
 
 class Side(StrEnum):
@@ -119,7 +120,7 @@ class AccountSpec:
         return AccountSpec(id=id, kind=kind, normal=NORMAL_SIDE[kind], floor=chosen, owner=owner)
 
     def validate(self) -> None:
-        if not _ACCOUNT_ID.match(self.id):
+        if not isinstance(self.id, str) or not _ACCOUNT_ID.fullmatch(self.id):
             raise LedgerError(
                 "invalid_account_id",
                 f"account id {self.id!r} must be 1-200 chars of a-z 0-9 _ . : - (lowercase)",
@@ -321,13 +322,17 @@ def fingerprint(command: Command) -> str:
     if isinstance(command, Transfer):
         kind = "pending" if command.pending else "posted"
         body = ";".join([f"{account},{side},{amount}" for account, side, amount in command.entries])
-        text = f"{kind}|{command.code}|{command.memo}|{body}"
+        # Free-text fields are length-prefixed so no split of "x|y" between them collides;
+        # account ids, sides and amounts cannot contain the separators.
+        code, memo = command.code, command.memo
+        text = f"{kind}|{len(code)}:{code}|{len(memo)}:{memo}|{body}"
     elif isinstance(command, PostPending):
         text = f"post_pending|{command.pending_id}|{command.memo}"
     elif isinstance(command, VoidPending):
         text = f"void_pending|{command.pending_id}|{command.memo}"
     else:
         text = f"reversal|{command.transfer_id}|{command.memo}"
+    # (Transfer ids cannot contain "|", so the memo, last, is unambiguous in these three.)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -429,12 +434,12 @@ class LedgerMachine:
                 )
             if account not in accounts:
                 raise LedgerError("unknown_account", f"account {account} does not exist")
-            if side == _DEBIT:
+            if side is _DEBIT:
                 debits += amount
-            elif side == _CREDIT:
+            elif side is _CREDIT:
                 credits += amount
             else:
-                raise LedgerError("invalid_side", f"entry side for {account} must be debit or credit")
+                raise LedgerError("invalid_side", f"entry side for {account} must be Side.DEBIT or Side.CREDIT")
         if debits == 0 or credits == 0:
             raise LedgerError("one_sided", "a transfer needs at least one debit and one credit entry")
         if debits != credits:
@@ -451,8 +456,11 @@ class LedgerMachine:
     ) -> Outcome:
         w = self.w
         involved = [w.accounts[entry[0]] for entry in entries]
+        nets = []
         for account, entry in zip(involved, entries, strict=True):
-            move_balance(account.balance, entry, kind)
+            balance = account.balance
+            move_balance(balance, entry, kind)
+            nets.append(balance.debits_posted - balance.credits_posted)  # running, leg by leg
         broken = self._floor_breach(involved, entries, kind)
         if broken is not None:
             for account, entry in zip(involved, entries, strict=True):
@@ -468,8 +476,7 @@ class LedgerMachine:
         if ref is not None:
             w.resolved.add(ref)
         w.touched.update([entry[0] for entry in entries])
-        nets = tuple([a.balance.debits_posted - a.balance.credits_posted for a in involved])
-        return Applied(record, nets)
+        return Applied(record, tuple(nets))
 
     def _floor_breach(
         self, involved: list[Account], entries: tuple[Entry, ...], kind: TransferKind
@@ -514,7 +521,7 @@ def move_balance(balance: Balance, entry: Entry, kind: TransferKind, *, undo: bo
 
 
 def _check_transfer_id(transfer_id: str) -> None:
-    if not isinstance(transfer_id, str) or not _TRANSFER_ID.match(transfer_id):
+    if not isinstance(transfer_id, str) or not _TRANSFER_ID.fullmatch(transfer_id):
         raise LedgerError(
             "invalid_transfer_id",
             f"transfer id {transfer_id!r} must be 1-200 chars of A-Z a-z 0-9 _ . : - /",

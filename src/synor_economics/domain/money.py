@@ -30,8 +30,9 @@ BaseUnits = int
 Exact = int | Decimal | Fraction
 """A number that is exact by construction: what rates, quantities and unrated amounts may be."""
 
-_DECIMAL_TEXT = re.compile(r"^(?P<sign>[+-]?)(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
-_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+_DECIMAL_TEXT = re.compile(r"(?P<sign>[+-]?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+# Matched with ``fullmatch`` and ASCII digits only: "1\n" and "１" (fullwidth) are not amounts.
 
 
 def _describe(value: object) -> str:
@@ -45,7 +46,7 @@ def _match_decimal(text: object, what: str) -> re.Match[str]:
         raise MoneyError(f"{what} must be a decimal string, not a float ({text!r}): floats are inexact")
     if not isinstance(text, str):
         raise MoneyError(f"{what} must be a decimal string, got {type(text).__name__}")
-    found = _DECIMAL_TEXT.match(text)
+    found = _DECIMAL_TEXT.fullmatch(text)
     if found is None:
         raise MoneyError(f"{what} is not a plain decimal number: {_describe(text)}")
     return found
@@ -73,7 +74,7 @@ def parse_base_units(text: str | int, *, what: str = "amount") -> BaseUnits:
         raise MoneyError(f"{what} must be an integer of base units, not {type(text).__name__}")
     if isinstance(text, int):
         return int(text)
-    if not isinstance(text, str) or not _INTEGER_TEXT.match(text):
+    if not isinstance(text, str) or not _INTEGER_TEXT.fullmatch(text):
         raise MoneyError(f"{what} must be an integer string of base units: {_describe(text)}")
     return int(text)
 
@@ -137,6 +138,7 @@ def exact(value: Exact, *, what: str = "value") -> Fraction:
 
 def round_half_even(value: Fraction) -> int:
     """Round an exact fraction to the nearest integer, ties to even. The only rounding rule."""
+    value = exact(value)
     floor, rest = divmod(value.numerator, value.denominator)
     twice = 2 * rest
     if twice > value.denominator or (twice == value.denominator and floor % 2 == 1):
@@ -163,6 +165,7 @@ def decimal_text(value: Exact, places: int = DECIMALS) -> str:
 
 def decimal_of(value: Fraction, *, digits: int = 80) -> Decimal:
     """A ``Decimal`` equal to ``value`` when it terminates (used for display and storage)."""
+    value = exact(value)
     with localcontext() as ctx:
         ctx.prec = digits
         return Decimal(value.numerator) / Decimal(value.denominator)

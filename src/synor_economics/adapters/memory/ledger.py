@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -71,7 +71,7 @@ class MemoryLedgerRepository:
     def resolved(self, ids: Collection[str]) -> set[str]:
         return {i for i in ids if i in self.s.refs}
 
-    def append(self, applied: Sequence[Applied]) -> None:
+    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
         for item in applied:
             record, entries = item.record, item.entry_records()
             self.s.transfers[record.id] = record

@@ -8,7 +8,7 @@ Writes are batched: one multi-row INSERT per table per batch (executemany on SQL
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, update
@@ -114,13 +114,20 @@ def _copy_rows(driver: Any, table: str, fields: Sequence[str], rows: Sequence[tu
             copy.write_row(row)
 
 
+_PG_SAVE_BALANCES = (
+    "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, "
+    "debits_pending = v.dq, credits_pending = v.cq "
+    "FROM unnest(%s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int[]) "
+    "AS v(dp, cp, dq, cq, num) WHERE a.num = v.num"
+)
+
+
 class SqlLedgerRepository:
     """Implements ``ports.LedgerRepository`` on one connection inside a transaction."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._dialect = conn.dialect.name
-        self._nums: dict[str, int] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -140,7 +147,6 @@ class SqlLedgerRepository:
             for row in rows:
                 account = _account(row)
                 found[account.spec.id] = account
-                self._nums[account.spec.id] = account.num
         return found
 
     def add_account(self, spec: AccountSpec, opened_us: int) -> Account:
@@ -160,7 +166,6 @@ class SqlLedgerRepository:
         )
         num = result.inserted_primary_key[0] if result.inserted_primary_key else None
         assert num is not None
-        self._nums[spec.id] = int(num)
         return Account(spec=spec, num=int(num))
 
     def transfers(self, ids: Collection[str]) -> dict[str, TransferRecord]:
@@ -192,7 +197,7 @@ class SqlLedgerRepository:
             found.update(self.conn.execute(query).scalars())
         return found
 
-    def append(self, applied: Sequence[Applied]) -> None:
+    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
         """Insert a batch's transfers and entries through the driver directly.
 
         This is the ledger's hot path: SQLAlchemy's per-row parameter processing costs more than
@@ -201,7 +206,7 @@ class SqlLedgerRepository:
         """
         if not applied:
             return
-        nums = self._nums
+        nums = {account_id: account.num for account_id, account in accounts.items()}
         transfers = [
             (r.seq, r.id, r.kind.value, r.ref, r.ts_us, r.code, r.memo, r.fingerprint)
             for r in (a.record for a in applied)
@@ -227,29 +232,32 @@ class SqlLedgerRepository:
             cursor.close()
 
     def save_balances(self, accounts: Sequence[Account]) -> None:
+        """Rewrite the running balances of the accounts a batch touched (driver-level, like
+        ``append``: thousands of accounts per batch when usage is spread across customers)."""
         if not accounts:
             return
-        statement = (
-            update(ledger_accounts)
-            .where(ledger_accounts.c.num == bindparam("k_num"))
-            .values(
-                debits_posted=bindparam("k_dp"),
-                credits_posted=bindparam("k_cp"),
-                debits_pending=bindparam("k_dq"),
-                credits_pending=bindparam("k_cq"),
-            )
-        )
         rows = [
-            {
-                "k_num": a.num,
-                "k_dp": a.balance.debits_posted,
-                "k_cp": a.balance.credits_posted,
-                "k_dq": a.balance.debits_pending,
-                "k_cq": a.balance.credits_pending,
-            }
+            (b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending, a.num)
             for a in accounts
+            for b in (a.balance,)
         ]
-        self.conn.execute(statement, rows)
+        driver = self.conn.connection.driver_connection
+        if self._dialect == "postgresql":
+            # One statement for the whole batch: arrays unnested into a join, instead of one
+            # UPDATE per account.
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            with driver.cursor() as cursor:
+                cursor.execute(_PG_SAVE_BALANCES, columns)
+            return
+        statement = (
+            "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, "
+            "debits_pending = ?, credits_pending = ? WHERE num = ?"
+        )
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(statement, [(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows])
+        finally:
+            cursor.close()
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,0 +1,175 @@
+"""Ledger posting throughput, batched, on SQLite and PostgreSQL.
+
+Posts transfers through the product's own path (composition root → LedgerService → SQL
+repository) into a fresh database, in batches, and prints transfers per second. Requests are
+built before the clock starts, as a client would send them: the figure is the ledger's.
+
+Workloads:
+  two-entry   customer charges: prepaid → revenue, every one checked against the prepaid floor
+              (the shape of TigerBeetle's published benchmark)
+  mixed       40% deposits, 40% charges, 20% three-entry invoice postings (receivable → two
+              revenue accounts)
+  replay      the two-entry batches sent again: every transfer is an idempotent duplicate
+
+Usage: python bench/ledger.py [--transfers 200000] [--batch 8190] [--accounts 10000]
+                              [--backends sqlite,postgresql] [--postgres-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from synor_economics.bootstrap import build, tune_for_throughput
+from synor_economics.config import Settings
+from synor_economics.domain.ledger import (
+    AccountKind,
+    AccountSpec,
+    Applied,
+    Command,
+    Duplicate,
+    Entry,
+    Side,
+    Transfer,
+)
+from synor_economics.services.ledger import LedgerService
+
+SYNOR = 10**18
+SERVICES = ("compute", "storage", "database", "hosting")
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="synor-bench-") as folder:
+        yield f"sqlite:///{Path(folder) / 'bench.db'}"
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"synor_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def open_accounts(ledger: LedgerService, customers: int) -> None:
+    specs = [AccountSpec.of("chain:clearing", AccountKind.CHAIN_CLEARING)]
+    specs += [AccountSpec.of(f"revenue:{s}", AccountKind.REVENUE, owner=s) for s in SERVICES]
+    for i in range(customers):
+        specs.append(AccountSpec.of(f"customer:c{i}:prepaid", AccountKind.CUSTOMER_PREPAID, owner=f"c{i}"))
+        specs.append(AccountSpec.of(f"customer:c{i}:receivable", AccountKind.CUSTOMER_RECEIVABLE, owner=f"c{i}"))
+    for start in range(0, len(specs), 5000):
+        ledger.open_accounts(specs[start : start + 5000])
+
+
+def fund(ledger: LedgerService, customers: int, tag: str) -> None:
+    """Give every customer a large prepaid balance so charges pass their floor checks."""
+    deposits: list[Command] = [
+        Transfer.between(f"{tag}:fund:{i}", debit="chain:clearing", credit=f"customer:c{i}:prepaid", amount=10**9 * SYNOR)
+        for i in range(customers)
+    ]
+    for start in range(0, len(deposits), 8190):
+        ledger.post_batch(deposits[start : start + 8190])
+
+
+def two_entry(count: int, customers: int, tag: str, rng: random.Random) -> list[Command]:
+    return [
+        Transfer.between(
+            f"{tag}:charge:{i:010d}",
+            debit=f"customer:c{rng.randrange(customers)}:prepaid",
+            credit=f"revenue:{SERVICES[i % 4]}",
+            amount=rng.randrange(1, 10 * SYNOR),
+            code="usage.charge",
+        )
+        for i in range(count)
+    ]
+
+
+def mixed(count: int, customers: int, tag: str, rng: random.Random) -> list[Command]:
+    commands: list[Command] = []
+    for i in range(count):
+        customer, amount, roll = rng.randrange(customers), rng.randrange(2, 10 * SYNOR), i % 5
+        if roll < 2:
+            commands.append(Transfer.between(f"{tag}:dep:{i:010d}", debit="chain:clearing", credit=f"customer:c{customer}:prepaid", amount=amount, code="prepaid.deposit"))
+        elif roll < 4:
+            commands.append(Transfer.between(f"{tag}:chg:{i:010d}", debit=f"customer:c{customer}:prepaid", credit="revenue:compute", amount=amount, code="usage.charge"))
+        else:
+            half = amount // 2
+            entries = (
+                Entry(f"customer:c{customer}:receivable", Side.DEBIT, amount),
+                Entry("revenue:compute", Side.CREDIT, half),
+                Entry("revenue:storage", Side.CREDIT, amount - half),
+            )
+            commands.append(Transfer(f"{tag}:inv:{i:010d}", entries, code="invoice.finalize"))
+    return commands
+
+
+def post_all(ledger: LedgerService, commands: list[Command], batch: int, expect: type) -> float:
+    """Post in batches; return transfers per second. Every outcome must be of the expected kind."""
+    batches = [commands[i : i + batch] for i in range(0, len(commands), batch)]
+    started = time.perf_counter()
+    outcomes = [o for b in batches for o in ledger.post_batch(b)]
+    elapsed = time.perf_counter() - started
+    wrong = [o for o in outcomes if not isinstance(o, expect)]
+    if wrong:
+        raise SystemExit(f"{len(wrong)} unexpected outcomes, first: {wrong[0]}")
+    return len(commands) / elapsed
+
+
+def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
+    system = build(Settings(database_url=url))
+    ledger = system.ledger
+    rng = random.Random(7)
+    open_accounts(ledger, args.accounts)
+    fund(ledger, args.accounts, "bench")
+    charges = two_entry(args.transfers, args.accounts, "bench", rng)
+    workload = mixed(args.transfers, args.accounts, "bench", rng)
+    tune_for_throughput()
+    figures = {
+        "two-entry": post_all(ledger, charges, args.batch, Applied),
+        "mixed": post_all(ledger, workload, args.batch, Applied),
+        "replay": post_all(ledger, charges, args.batch, Duplicate),
+    }
+    started = time.perf_counter()
+    report = ledger.check()
+    check_seconds = time.perf_counter() - started
+    if not report.ok:
+        raise SystemExit(f"ledger check failed: {report.violations[:3]}")
+    for name, rate in figures.items():
+        print(f"{backend:<10} {name:<10} {rate:>10,.0f} transfers/s   ({args.transfers:,} in batches of {args.batch:,})")
+    print(f"{backend:<10} {'check':<10} {report.transfers / check_seconds:>10,.0f} transfers/s audited ({report.transfers:,} transfers, {report.entries:,} entries: OK)")
+    system.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--transfers", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=8190)
+    parser.add_argument("--accounts", type=int, default=10_000, help="customers (two accounts each)")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    print(f"ledger benchmark: {args.transfers:,} transfers per workload, {args.accounts:,} customers")
+    for backend in args.backends.split(","):
+        database = sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+        with database as url:
+            run_backend(backend, url, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The ledger repository contract: one suite, run against the in-memory fake, SQLite and
+PostgreSQL through the same service. What one store does, all stores do."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from synor_economics.adapters.clock import FixedClock
+from synor_economics.domain.errors import LedgerError
+from synor_economics.domain.ledger import (
+    AccountKind,
+    AccountSpec,
+    Applied,
+    Duplicate,
+    Entry,
+    PostPending,
+    Rejected,
+    Reverse,
+    Side,
+    Transfer,
+    TransferKind,
+    VoidPending,
+)
+from synor_economics.domain.money import parse_synor
+from synor_economics.services.ledger import LedgerService, to_us
+
+SYNOR = 10**18
+
+ACCOUNTS = [
+    AccountSpec.of("customer:acct_1:prepaid", AccountKind.CUSTOMER_PREPAID, owner="acct_1"),
+    AccountSpec.of("customer:acct_1:receivable", AccountKind.CUSTOMER_RECEIVABLE, owner="acct_1"),
+    AccountSpec.of("revenue:compute", AccountKind.REVENUE, owner="compute"),
+    AccountSpec.of("revenue:storage", AccountKind.REVENUE, owner="storage"),
+    AccountSpec.of("chain:clearing", AccountKind.CHAIN_CLEARING),
+]
+
+
+@pytest.fixture
+def ledger(store: tuple[str, object], clock: FixedClock) -> LedgerService:
+    _, uow = store
+    service = LedgerService(uow, clock)  # type: ignore[arg-type]
+    service.open_accounts(ACCOUNTS)
+    return service
+
+
+def deposit(ledger: LedgerService, transfer_id: str, amount: int) -> None:
+    ledger.post(
+        Transfer.between(
+            transfer_id,
+            debit="chain:clearing",
+            credit="customer:acct_1:prepaid",
+            amount=amount,
+            code="prepaid.deposit",
+        )
+    )
+
+
+def balance(ledger: LedgerService, account_id: str) -> int:
+    return ledger.account(account_id).posted
+
+
+def test_open_accounts_is_idempotent_and_refuses_a_changed_spec(ledger: LedgerService) -> None:
+    again = ledger.open_accounts(ACCOUNTS)
+    assert [v.spec for v in again] == ACCOUNTS
+    changed = AccountSpec.of("revenue:compute", AccountKind.TREASURY)
+    with pytest.raises(LedgerError) as raised:
+        ledger.open_accounts([changed])
+    assert raised.value.code == "account_conflict"
+    assert ledger.account("revenue:compute").spec.kind is AccountKind.REVENUE
+
+
+def test_bad_account_ids_are_refused(ledger: LedgerService) -> None:
+    with pytest.raises(LedgerError) as raised:
+        ledger.open_accounts([AccountSpec.of("Has Spaces", AccountKind.REVENUE)])
+    assert raised.value.code == "invalid_account_id"
+
+
+def test_a_multi_leg_transfer_moves_every_balance(ledger: LedgerService) -> None:
+    # An invoice of 3.5 SYNOR: 2.5 for compute and 1 for storage, owed by the customer.
+    record = ledger.post(
+        Transfer(
+            "invoice:SYN-2026-000001",
+            (
+                Entry("customer:acct_1:receivable", Side.DEBIT, parse_synor("3.5")),
+                Entry("revenue:compute", Side.CREDIT, parse_synor("2.5")),
+                Entry("revenue:storage", Side.CREDIT, parse_synor("1")),
+            ),
+            code="invoice.finalize",
+        )
+    )
+    assert record.seq == 1
+    assert record.amount == parse_synor("3.5")
+    assert balance(ledger, "customer:acct_1:receivable") == parse_synor("3.5")
+    assert balance(ledger, "revenue:compute") == parse_synor("2.5")
+    assert balance(ledger, "revenue:storage") == SYNOR
+    stored = ledger.transfer("invoice:SYN-2026-000001")
+    assert stored.entries == record.entries
+    assert stored.code == "invoice.finalize"
+
+
+def test_unbalanced_and_unknown_accounts_are_refused_and_change_nothing(ledger: LedgerService) -> None:
+    unbalanced = Transfer(
+        "t1",
+        (Entry("customer:acct_1:receivable", Side.DEBIT, 5), Entry("revenue:compute", Side.CREDIT, 4)),
+    )
+    unknown = Transfer.between("t2", debit="nobody", credit="revenue:compute", amount=5)
+    outcomes = ledger.post_batch([unbalanced, unknown])
+    assert [o.error.code for o in outcomes if isinstance(o, Rejected)] == ["unbalanced", "unknown_account"]
+    assert ledger.check().transfers == 0
+    assert balance(ledger, "revenue:compute") == 0
+
+
+def test_same_id_same_body_is_a_no_op(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    outcome = ledger.post_batch([Transfer.between("dep-1", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=10 * SYNOR, code="prepaid.deposit")])
+    assert isinstance(outcome[0], Duplicate)
+    assert outcome[0].record.seq == 1
+    assert balance(ledger, "customer:acct_1:prepaid") == 10 * SYNOR
+    assert ledger.check().transfers == 1
+
+
+def test_same_id_different_body_is_refused_and_the_first_stands(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    with pytest.raises(LedgerError) as raised:
+        deposit(ledger, "dep-1", 11 * SYNOR)
+    assert raised.value.code == "id_conflict"
+    assert balance(ledger, "customer:acct_1:prepaid") == 10 * SYNOR
+
+
+def test_a_batch_keeps_the_good_and_reports_the_bad(ledger: LedgerService) -> None:
+    outcomes = ledger.post_batch(
+        [
+            Transfer.between("a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5),
+            Transfer.between("b", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=6),
+            Transfer.between("c", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=5),
+            Transfer.between("a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5),
+        ]
+    )
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == ["Applied", "Rejected", "Applied", "Duplicate"]
+    rejected = outcomes[1]
+    assert isinstance(rejected, Rejected)
+    assert rejected.error.code == "floor_exceeded"
+    assert balance(ledger, "customer:acct_1:prepaid") == 0
+    assert balance(ledger, "revenue:compute") == 5
+    assert [r.seq for r in (o.record for o in outcomes if isinstance(o, Applied))] == [1, 2]
+
+
+def test_prepaid_never_goes_below_its_floor(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 3 * SYNOR)
+    spend = Transfer.between("spend-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR + 1)
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(spend)
+    assert raised.value.code == "floor_exceeded"
+    ledger.post(Transfer.between("spend-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR))
+    assert balance(ledger, "customer:acct_1:prepaid") == 0
+
+
+def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    ledger.post(
+        Transfer.between("hold-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=7 * SYNOR, pending=True)
+    )
+    prepaid = ledger.account("customer:acct_1:prepaid")
+    assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (10 * SYNOR, 3 * SYNOR, 7 * SYNOR)
+    # The reservation counts against the floor: a second hold of 4 does not fit in the 3 left.
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(Transfer.between("hold-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR, pending=True))
+    assert raised.value.code == "floor_exceeded"
+    posted = ledger.post(PostPending("hold-1:post", "hold-1"))
+    assert posted.kind is TransferKind.POST_PENDING
+    prepaid = ledger.account("customer:acct_1:prepaid")
+    assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (3 * SYNOR, 3 * SYNOR, 0)
+    assert balance(ledger, "revenue:compute") == 7 * SYNOR
+    for again in (PostPending("hold-1:post-again", "hold-1"), VoidPending("hold-1:void", "hold-1")):
+        with pytest.raises(LedgerError) as raised:
+            ledger.post(again)
+        assert raised.value.code == "already_resolved"
+    # Retrying the post under its own id is a harmless duplicate.
+    assert ledger.post(PostPending("hold-1:post", "hold-1")).seq == posted.seq
+
+
+def test_void_releases_a_reservation(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    ledger.post(Transfer.between("hold-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=7 * SYNOR, pending=True))
+    ledger.post(VoidPending("hold-1:void", "hold-1"))
+    prepaid = ledger.account("customer:acct_1:prepaid")
+    assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (10 * SYNOR, 10 * SYNOR, 0)
+    assert balance(ledger, "revenue:compute") == 0
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(PostPending("hold-1:post", "hold-1"))
+    assert raised.value.code == "already_resolved"
+
+
+def test_reversal_undoes_a_transfer_once(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    ledger.post(Transfer.between("charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR))
+    reversal = ledger.post(Reverse("charge-1:reverse", "charge-1"))
+    assert reversal.kind is TransferKind.REVERSAL
+    assert reversal.ref == "charge-1"
+    assert balance(ledger, "customer:acct_1:prepaid") == 10 * SYNOR
+    assert balance(ledger, "revenue:compute") == 0
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(Reverse("charge-1:reverse-2", "charge-1"))
+    assert raised.value.code == "already_reversed"
+    assert ledger.check().ok
+
+
+def test_balances_as_of_a_time_and_statements(ledger: LedgerService, clock: FixedClock) -> None:
+    start = clock.now()
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    clock.advance(timedelta(days=1))
+    ledger.post(Transfer.between("charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR))
+    clock.advance(timedelta(days=1))
+    deposit(ledger, "dep-2", 1 * SYNOR)
+
+    def prepaid_as_of(days: float) -> int:
+        return ledger.account("customer:acct_1:prepaid", as_of=start + timedelta(days=days)).posted
+
+    assert prepaid_as_of(-1) == 0
+    assert prepaid_as_of(0) == 10 * SYNOR
+    assert prepaid_as_of(0.5) == 10 * SYNOR
+    assert prepaid_as_of(1) == 6 * SYNOR
+    assert prepaid_as_of(5) == 7 * SYNOR
+    everything = {v.spec.id: v.posted for v in ledger.balances(as_of=start + timedelta(days=1))}
+    assert everything["revenue:compute"] == 4 * SYNOR
+    assert everything["chain:clearing"] == 10 * SYNOR
+
+    lines = ledger.statement("customer:acct_1:prepaid", limit=2)
+    assert [line.transfer.id for line in lines] == ["dep-2", "charge-1"]
+    assert [line.balance_after for line in lines] == [7 * SYNOR, 6 * SYNOR]
+    older = ledger.statement("customer:acct_1:prepaid", limit=2, before_seq=lines[-1].entry.seq)
+    assert [line.transfer.id for line in older] == ["dep-1"]
+    assert to_us(clock.now()) >= lines[0].transfer.ts_us
+
+
+def test_timestamps_increase_even_when_the_clock_stands_still(ledger: LedgerService) -> None:
+    for i in range(5):
+        deposit(ledger, f"dep-{i}", SYNOR)
+    stamps = [ledger.transfer(f"dep-{i}").ts_us for i in range(5)]
+    assert stamps == sorted(set(stamps))
+
+
+def test_amounts_beyond_64_bits_are_exact(ledger: LedgerService) -> None:
+    # 10^9 SYNOR = 10^27 base units: far past 2^63, which a SQLite INTEGER would turn into a float.
+    huge = 10**27 + 1
+    deposit(ledger, "whale", huge)
+    assert balance(ledger, "customer:acct_1:prepaid") == huge
+    assert ledger.transfer("whale").amount == huge
+    assert ledger.check().ok
+
+
+def test_check_is_green_after_a_mixed_history(ledger: LedgerService) -> None:
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    ledger.post_batch(
+        [
+            Transfer.between("hold", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=2, pending=True),
+            PostPending("hold:post", "hold"),
+            Transfer.between("hold2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=2, pending=True),
+            VoidPending("hold2:void", "hold2"),
+            Transfer.between("c", debit="customer:acct_1:receivable", credit="revenue:storage", amount=9),
+            Reverse("c:rev", "c"),
+        ]
+    )
+    report = ledger.check()
+    assert report.ok, report.violations
+    assert report.transfers == 7
+    assert report.total_debits == report.total_credits

@@ -1,0 +1,56 @@
+"""The Alembic migrations build exactly the schema the code declares, on both databases, and the
+database itself refuses to change or delete ledger rows."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from synor_economics.adapters.sql import migrate
+from synor_economics.adapters.sql.tables import metadata
+from synor_economics.domain.ledger import AccountKind, AccountSpec, Transfer
+from synor_economics.services.ledger import LedgerService
+from tests.conftest import migrated_engine
+
+DATABASES = ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def engine(request: pytest.FixtureRequest) -> Engine:
+    engine = migrated_engine(request.getfixturevalue(request.param))
+    request.addfinalizer(engine.dispose)
+    return engine
+
+
+def test_migrations_match_the_declared_tables(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision(engine)
+
+
+def test_ledger_rows_cannot_be_updated_or_deleted(engine: Engine, clock) -> None:
+    from synor_economics.adapters.sql.uow import SqlUnitOfWork
+
+    ledger = LedgerService(SqlUnitOfWork(engine), clock)
+    ledger.open_accounts([AccountSpec.of("a", AccountKind.TREASURY), AccountSpec.of("b", AccountKind.REVENUE)])
+    ledger.post(Transfer.between("t1", debit="a", credit="b", amount=5))
+    statements = [
+        "UPDATE ledger_entries SET amount = '6'",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_transfers SET memo = 'edited'",
+        "DELETE FROM ledger_transfers",
+    ]
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="immutable"), engine.begin() as conn:
+            conn.execute(text(statement))
+    assert ledger.transfer("t1").amount == 5
+    assert ledger.check().ok
