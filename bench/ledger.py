@@ -71,8 +71,14 @@ def open_accounts(ledger: LedgerService, customers: int) -> None:
     specs = [AccountSpec.of("chain:clearing", AccountKind.CHAIN_CLEARING)]
     specs += [AccountSpec.of(f"revenue:{s}", AccountKind.REVENUE, owner=s) for s in SERVICES]
     for i in range(customers):
-        specs.append(AccountSpec.of(f"customer:c{i}:prepaid", AccountKind.CUSTOMER_PREPAID, owner=f"c{i}"))
-        specs.append(AccountSpec.of(f"customer:c{i}:receivable", AccountKind.CUSTOMER_RECEIVABLE, owner=f"c{i}"))
+        specs.append(
+            AccountSpec.of(f"customer:c{i}:prepaid", AccountKind.CUSTOMER_PREPAID, owner=f"c{i}")
+        )
+        specs.append(
+            AccountSpec.of(
+                f"customer:c{i}:receivable", AccountKind.CUSTOMER_RECEIVABLE, owner=f"c{i}"
+            )
+        )
     for start in range(0, len(specs), 5000):
         ledger.open_accounts(specs[start : start + 5000])
 
@@ -80,7 +86,12 @@ def open_accounts(ledger: LedgerService, customers: int) -> None:
 def fund(ledger: LedgerService, customers: int, tag: str) -> None:
     """Give every customer a large prepaid balance so charges pass their floor checks."""
     deposits: list[Command] = [
-        Transfer.between(f"{tag}:fund:{i}", debit="chain:clearing", credit=f"customer:c{i}:prepaid", amount=10**9 * SYNOR)
+        Transfer.between(
+            f"{tag}:fund:{i}",
+            debit="chain:clearing",
+            credit=f"customer:c{i}:prepaid",
+            amount=10**9 * SYNOR,
+        )
         for i in range(customers)
     ]
     for start in range(0, len(deposits), 8190):
@@ -105,9 +116,25 @@ def mixed(count: int, customers: int, tag: str, rng: random.Random) -> list[Comm
     for i in range(count):
         customer, amount, roll = rng.randrange(customers), rng.randrange(2, 10 * SYNOR), i % 5
         if roll < 2:
-            commands.append(Transfer.between(f"{tag}:dep:{i:010d}", debit="chain:clearing", credit=f"customer:c{customer}:prepaid", amount=amount, code="prepaid.deposit"))
+            commands.append(
+                Transfer.between(
+                    f"{tag}:dep:{i:010d}",
+                    debit="chain:clearing",
+                    credit=f"customer:c{customer}:prepaid",
+                    amount=amount,
+                    code="prepaid.deposit",
+                )
+            )
         elif roll < 4:
-            commands.append(Transfer.between(f"{tag}:chg:{i:010d}", debit=f"customer:c{customer}:prepaid", credit="revenue:compute", amount=amount, code="usage.charge"))
+            commands.append(
+                Transfer.between(
+                    f"{tag}:chg:{i:010d}",
+                    debit=f"customer:c{customer}:prepaid",
+                    credit="revenue:compute",
+                    amount=amount,
+                    code="usage.charge",
+                )
+            )
         else:
             half = amount // 2
             entries = (
@@ -151,22 +178,39 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
     if not report.ok:
         raise SystemExit(f"ledger check failed: {report.violations[:3]}")
     for name, rate in figures.items():
-        print(f"{backend:<10} {name:<10} {rate:>10,.0f} transfers/s   ({args.transfers:,} in batches of {args.batch:,})")
-    print(f"{backend:<10} {'check':<10} {report.transfers / check_seconds:>10,.0f} transfers/s audited ({report.transfers:,} transfers, {report.entries:,} entries: OK)")
+        print(
+            f"{backend:<10} {name:<10} {rate:>10,.0f} transfers/s   "
+            f"({args.transfers:,} in batches of {args.batch:,})"
+        )
+    audited = report.transfers / check_seconds
+    print(
+        f"{backend:<10} {'check':<10} {audited:>10,.0f} transfers/s audited "
+        f"({report.transfers:,} transfers, {report.entries:,} entries: OK)"
+    )
     system.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--transfers", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=8190)
-    parser.add_argument("--accounts", type=int, default=10_000, help="customers (two accounts each)")
+    parser.add_argument(
+        "--accounts", type=int, default=10_000, help="customers (two accounts each)"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     args = parser.parse_args()
-    print(f"ledger benchmark: {args.transfers:,} transfers per workload, {args.accounts:,} customers")
+    print(
+        f"ledger benchmark: {args.transfers:,} transfers per workload, {args.accounts:,} customers"
+    )
     for backend in args.backends.split(","):
-        database = sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+        database = (
+            sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+        )
         with database as url:
             run_backend(backend, url, args)
 

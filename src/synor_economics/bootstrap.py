@@ -31,7 +31,9 @@ def describe_settings(settings: Settings) -> tuple[Setting, ...]:
         value = getattr(settings, name)
         if name == "database_url":
             value = describe_url(settings.effective_database_url)
-        rows.append(Setting(name, "" if value is None else str(value), source, field.description or ""))
+        rows.append(
+            Setting(name, "" if value is None else str(value), source, field.description or "")
+        )
     return tuple(rows)
 
 
@@ -50,7 +52,9 @@ def build(settings: Settings | None = None) -> System:
     schema = SqlSchema(engine)
     if settings.auto_migrate:
         schema.upgrade()
-    catalog = load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
+    catalog = (
+        load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
+    )
     clock = SystemClock()
     return System(
         ledger=LedgerService(SqlUnitOfWork(engine), clock),

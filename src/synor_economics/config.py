@@ -24,12 +24,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SYNOR_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default_factory=default_data_dir, description="Folder for the embedded database and files")
-    database_url: str = Field(default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir")
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Folder for the embedded database and files"
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir"
+    )
     host: str = Field(default="127.0.0.1", description="Address `synor serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `synor serve` listens on")
-    catalog_path: Path | None = Field(default=None, description="A price book TOML file replacing the packaged one")
-    auto_migrate: bool = Field(default=True, description="Upgrade the schema when the product starts")
+    catalog_path: Path | None = Field(
+        default=None, description="A price book TOML file replacing the packaged one"
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Upgrade the schema when the product starts"
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error")
 
     @field_validator("log_level")

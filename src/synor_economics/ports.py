@@ -80,7 +80,9 @@ class LedgerRepository(Protocol):
         """An account's entries, newest first, with the transfer each belongs to."""
         ...
 
-    def history(self, *, after_seq: int, limit: int) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
+    def history(
+        self, *, after_seq: int, limit: int
+    ) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
         """Transfers after ``after_seq`` in sequence order, with their stored entries."""
         ...
 
@@ -98,4 +100,3 @@ class UnitOfWork(Protocol):
     def write(self) -> AbstractContextManager[Transaction]: ...
 
     def read(self) -> AbstractContextManager[Transaction]: ...
-

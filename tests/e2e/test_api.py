@@ -83,9 +83,8 @@ COUNT_KEYS = {
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``Settings`` reads the environment and ``./.env`` too: give it neither."""
-    for name in list(os.environ):
-        if name.startswith("SYNOR_"):
-            monkeypatch.delenv(name)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"SYNOR_{name.upper()}", raising=False)
     monkeypatch.chdir(tmp_path)
 
 
@@ -596,6 +595,7 @@ def test_synor_serve(tmp_path: Path, via: str) -> None:
     env["SYNOR_DATA_DIR"] = str(tmp_path / "served")
     if via == "option":
         command += ["serve", "--port", str(port)]
+        env["SYNOR_PORT"] = str(free_port())  # the option wins over the setting
     else:
         command += ["serve"]
         env["SYNOR_PORT"] = str(port)

@@ -100,21 +100,39 @@ def test_a_multi_leg_transfer_moves_every_balance(ledger: LedgerService) -> None
     assert stored.code == "invoice.finalize"
 
 
-def test_unbalanced_and_unknown_accounts_are_refused_and_change_nothing(ledger: LedgerService) -> None:
+def test_unbalanced_and_unknown_accounts_are_refused_and_change_nothing(
+    ledger: LedgerService,
+) -> None:
     unbalanced = Transfer(
         "t1",
-        (Entry("customer:acct_1:receivable", Side.DEBIT, 5), Entry("revenue:compute", Side.CREDIT, 4)),
+        (
+            Entry("customer:acct_1:receivable", Side.DEBIT, 5),
+            Entry("revenue:compute", Side.CREDIT, 4),
+        ),
     )
     unknown = Transfer.between("t2", debit="nobody", credit="revenue:compute", amount=5)
     outcomes = ledger.post_batch([unbalanced, unknown])
-    assert [o.error.code for o in outcomes if isinstance(o, Rejected)] == ["unbalanced", "unknown_account"]
+    assert [o.error.code for o in outcomes if isinstance(o, Rejected)] == [
+        "unbalanced",
+        "unknown_account",
+    ]
     assert ledger.check().transfers == 0
     assert balance(ledger, "revenue:compute") == 0
 
 
 def test_same_id_same_body_is_a_no_op(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    outcome = ledger.post_batch([Transfer.between("dep-1", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=10 * SYNOR, code="prepaid.deposit")])
+    outcome = ledger.post_batch(
+        [
+            Transfer.between(
+                "dep-1",
+                debit="chain:clearing",
+                credit="customer:acct_1:prepaid",
+                amount=10 * SYNOR,
+                code="prepaid.deposit",
+            )
+        ]
+    )
     assert isinstance(outcome[0], Duplicate)
     assert outcome[0].record.seq == 1
     assert balance(ledger, "customer:acct_1:prepaid") == 10 * SYNOR
@@ -132,10 +150,18 @@ def test_same_id_different_body_is_refused_and_the_first_stands(ledger: LedgerSe
 def test_a_batch_keeps_the_good_and_reports_the_bad(ledger: LedgerService) -> None:
     outcomes = ledger.post_batch(
         [
-            Transfer.between("a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5),
-            Transfer.between("b", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=6),
-            Transfer.between("c", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=5),
-            Transfer.between("a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5),
+            Transfer.between(
+                "a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5
+            ),
+            Transfer.between(
+                "b", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=6
+            ),
+            Transfer.between(
+                "c", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=5
+            ),
+            Transfer.between(
+                "a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5
+            ),
         ]
     )
     kinds = [type(o).__name__ for o in outcomes]
@@ -150,24 +176,48 @@ def test_a_batch_keeps_the_good_and_reports_the_bad(ledger: LedgerService) -> No
 
 def test_prepaid_never_goes_below_its_floor(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 3 * SYNOR)
-    spend = Transfer.between("spend-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR + 1)
+    spend = Transfer.between(
+        "spend-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR + 1
+    )
     with pytest.raises(LedgerError) as raised:
         ledger.post(spend)
     assert raised.value.code == "floor_exceeded"
-    ledger.post(Transfer.between("spend-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR))
+    ledger.post(
+        Transfer.between(
+            "spend-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR
+        )
+    )
     assert balance(ledger, "customer:acct_1:prepaid") == 0
 
 
 def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
     ledger.post(
-        Transfer.between("hold-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=7 * SYNOR, pending=True)
+        Transfer.between(
+            "hold-1",
+            debit="customer:acct_1:prepaid",
+            credit="revenue:compute",
+            amount=7 * SYNOR,
+            pending=True,
+        )
     )
     prepaid = ledger.account("customer:acct_1:prepaid")
-    assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (10 * SYNOR, 3 * SYNOR, 7 * SYNOR)
+    assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (
+        10 * SYNOR,
+        3 * SYNOR,
+        7 * SYNOR,
+    )
     # The reservation counts against the floor: a second hold of 4 does not fit in the 3 left.
     with pytest.raises(LedgerError) as raised:
-        ledger.post(Transfer.between("hold-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR, pending=True))
+        ledger.post(
+            Transfer.between(
+                "hold-2",
+                debit="customer:acct_1:prepaid",
+                credit="revenue:compute",
+                amount=4 * SYNOR,
+                pending=True,
+            )
+        )
     assert raised.value.code == "floor_exceeded"
     posted = ledger.post(PostPending("hold-1:post", "hold-1"))
     assert posted.kind is TransferKind.POST_PENDING
@@ -184,7 +234,15 @@ def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
 
 def test_void_releases_a_reservation(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    ledger.post(Transfer.between("hold-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=7 * SYNOR, pending=True))
+    ledger.post(
+        Transfer.between(
+            "hold-1",
+            debit="customer:acct_1:prepaid",
+            credit="revenue:compute",
+            amount=7 * SYNOR,
+            pending=True,
+        )
+    )
     ledger.post(VoidPending("hold-1:void", "hold-1"))
     prepaid = ledger.account("customer:acct_1:prepaid")
     assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (10 * SYNOR, 10 * SYNOR, 0)
@@ -196,7 +254,11 @@ def test_void_releases_a_reservation(ledger: LedgerService) -> None:
 
 def test_reversal_undoes_a_transfer_once(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    ledger.post(Transfer.between("charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR))
+    ledger.post(
+        Transfer.between(
+            "charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR
+        )
+    )
     reversal = ledger.post(Reverse("charge-1:reverse", "charge-1"))
     assert reversal.kind is TransferKind.REVERSAL
     assert reversal.ref == "charge-1"
@@ -212,7 +274,11 @@ def test_balances_as_of_a_time_and_statements(ledger: LedgerService, clock: Fixe
     start = clock.now()
     deposit(ledger, "dep-1", 10 * SYNOR)
     clock.advance(timedelta(days=1))
-    ledger.post(Transfer.between("charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR))
+    ledger.post(
+        Transfer.between(
+            "charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR
+        )
+    )
     clock.advance(timedelta(days=1))
     deposit(ledger, "dep-2", 1 * SYNOR)
 
@@ -256,11 +322,25 @@ def test_check_is_green_after_a_mixed_history(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
     ledger.post_batch(
         [
-            Transfer.between("hold", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=2, pending=True),
+            Transfer.between(
+                "hold",
+                debit="customer:acct_1:prepaid",
+                credit="revenue:compute",
+                amount=2,
+                pending=True,
+            ),
             PostPending("hold:post", "hold"),
-            Transfer.between("hold2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=2, pending=True),
+            Transfer.between(
+                "hold2",
+                debit="customer:acct_1:prepaid",
+                credit="revenue:compute",
+                amount=2,
+                pending=True,
+            ),
             VoidPending("hold2:void", "hold2"),
-            Transfer.between("c", debit="customer:acct_1:receivable", credit="revenue:storage", amount=9),
+            Transfer.between(
+                "c", debit="customer:acct_1:receivable", credit="revenue:storage", amount=9
+            ),
             Reverse("c:rev", "c"),
         ]
     )

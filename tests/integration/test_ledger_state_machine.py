@@ -24,12 +24,10 @@ from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.domain.ledger import (
     AccountKind,
     AccountSpec,
-    Applied,
     Command,
     Duplicate,
     Entry,
     PostPending,
-    Rejected,
     Reverse,
     Side,
     Transfer,
@@ -151,19 +149,31 @@ class LedgerMachineTest(RuleBasedStateMachine):
         amount=st.integers(1, 50),
         pending=st.booleans(),
     )
-    def transfer(self, transfer_id: str, debit: str, credit: str, amount: int, pending: bool) -> None:
-        self._send([Transfer.between(transfer_id, debit=debit, credit=credit, amount=amount, pending=pending)])
+    def transfer(
+        self, transfer_id: str, debit: str, credit: str, amount: int, pending: bool
+    ) -> None:
+        self._send(
+            [
+                Transfer.between(
+                    transfer_id, debit=debit, credit=credit, amount=amount, pending=pending
+                )
+            ]
+        )
 
     @rule(transfer_id=IDS, amounts=st.lists(st.integers(1, 30), min_size=2, max_size=3))
     def multi_leg(self, transfer_id: str, amounts: list[int]) -> None:
-        entries = (Entry("clearing", Side.DEBIT, sum(amounts)),) + tuple(
-            Entry(account, Side.CREDIT, amount) for account, amount in zip(["prepaid:a", "prepaid:b", "revenue:compute"], amounts, strict=False)
+        credited = zip(["prepaid:a", "prepaid:b", "revenue:compute"], amounts, strict=False)
+        entries = (
+            Entry("clearing", Side.DEBIT, sum(amounts)),
+            *(Entry(account, Side.CREDIT, amount) for account, amount in credited),
         )
         self._send([Transfer(transfer_id, entries)])
 
     @rule(transfer_id=IDS, pending_id=IDS, post=st.booleans())
     def resolve(self, transfer_id: str, pending_id: str, post: bool) -> None:
-        command = PostPending(transfer_id, pending_id) if post else VoidPending(transfer_id, pending_id)
+        command = (
+            PostPending(transfer_id, pending_id) if post else VoidPending(transfer_id, pending_id)
+        )
         self._send([command])
 
     @rule(transfer_id=IDS, reversed_id=IDS)
@@ -201,7 +211,7 @@ class LedgerMachineTest(RuleBasedStateMachine):
 
 
 def _run(make_uow: Callable[[], tuple[Any, Callable[[], None]]], examples: int) -> None:
-    machine = type("Machine", (LedgerMachineTest,), {"make_uow": staticmethod(make_uow)})
+    machine: Any = type("Machine", (LedgerMachineTest,), {"make_uow": staticmethod(make_uow)})
     machine.TestCase.settings = settings(
         max_examples=examples,
         stateful_step_count=25,

@@ -3,6 +3,8 @@ database itself refuses to change or delete ledger rows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -19,10 +21,10 @@ DATABASES = ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgr
 
 
 @pytest.fixture(params=DATABASES)
-def engine(request: pytest.FixtureRequest) -> Engine:
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     engine = migrated_engine(request.getfixturevalue(request.param))
-    request.addfinalizer(engine.dispose)
-    return engine
+    yield engine
+    engine.dispose()
 
 
 def test_migrations_match_the_declared_tables(engine: Engine) -> None:
@@ -41,7 +43,9 @@ def test_ledger_rows_cannot_be_updated_or_deleted(engine: Engine, clock) -> None
     from synor_economics.adapters.sql.uow import SqlUnitOfWork
 
     ledger = LedgerService(SqlUnitOfWork(engine), clock)
-    ledger.open_accounts([AccountSpec.of("a", AccountKind.TREASURY), AccountSpec.of("b", AccountKind.REVENUE)])
+    ledger.open_accounts(
+        [AccountSpec.of("a", AccountKind.TREASURY), AccountSpec.of("b", AccountKind.REVENUE)]
+    )
     ledger.post(Transfer.between("t1", debit="a", credit="b", amount=5))
     statements = [
         "UPDATE ledger_entries SET amount = '6'",

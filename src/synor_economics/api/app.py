@@ -39,7 +39,8 @@ def create_app(system: System) -> FastAPI:
         title="Synor economics",
         version=system.version,
         description="Metering, billing, ledger and fee distribution for the Synor network. "
-        "Amounts are strings of integer base units (1 SYNOR = 10^18), with SYNOR display strings beside them.",
+        "Amounts are strings of integer base units (1 SYNOR = 10^18), "
+        "with SYNOR display strings beside them.",
     )
 
     @app.exception_handler(LedgerError)
@@ -59,14 +60,19 @@ def create_app(system: System) -> FastAPI:
     def catalog(at: AsOf = None) -> dict[str, Any]:
         """The price book, each resource with the price row in effect at ``at`` (default now)."""
         when = _aware(at) or datetime.now(UTC)
-        return documents.catalog_document(system.catalog.current(), system.catalog.rows_at(when), when)
+        return documents.catalog_document(
+            system.catalog.current(), system.catalog.rows_at(when), when
+        )
 
     @app.get("/v1/ledger/accounts", tags=["ledger"])
     def accounts(as_of: AsOf = None, kind: str | None = None) -> dict[str, Any]:
         """Every ledger account with its balance, optionally of one kind."""
         views = system.ledger.balances(as_of=_aware(as_of))
         chosen = [v for v in views if kind is None or v.spec.kind.value == kind]
-        return {"as_of": None if as_of is None else _aware(as_of), "accounts": [documents.account_document(v) for v in chosen]}
+        return {
+            "as_of": None if as_of is None else _aware(as_of),
+            "accounts": [documents.account_document(v) for v in chosen],
+        }
 
     @app.get("/v1/ledger/accounts/{account_id}", tags=["ledger"])
     def account(account_id: str, as_of: AsOf = None) -> dict[str, Any]:
@@ -82,7 +88,10 @@ def create_app(system: System) -> FastAPI:
         """An account's entries, newest first; page with ``before_seq`` = the last ``seq`` seen."""
         lines = system.ledger.statement(account_id, limit=limit, before_seq=before_seq)
         next_before = lines[-1].entry.seq if len(lines) == limit else None
-        return {"entries": [documents.statement_document(line) for line in lines], "next_before_seq": next_before}
+        return {
+            "entries": [documents.statement_document(line) for line in lines],
+            "next_before_seq": next_before,
+        }
 
     @app.get("/v1/ledger/transfers/{transfer_id:path}", tags=["ledger"])
     def transfer(transfer_id: str) -> dict[str, Any]:
@@ -93,6 +102,8 @@ def create_app(system: System) -> FastAPI:
     def check() -> JSONResponse:
         """Verify every ledger invariant over the stored ledger (200 when sound, 500 when not)."""
         report = system.ledger.check()
-        return JSONResponse(status_code=200 if report.ok else 500, content=documents.audit_document(report))
+        return JSONResponse(
+            status_code=200 if report.ok else 500, content=documents.audit_document(report)
+        )
 
     return app

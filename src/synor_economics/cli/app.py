@@ -39,7 +39,9 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an RFC 3339 time such as 2026-11-01T00:00:00Z", param_hint=option) from None
+        raise typer.BadParameter(
+            f"{text!r} is not an RFC 3339 time such as 2026-11-01T00:00:00Z", param_hint=option
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -49,7 +51,7 @@ def make_app() -> typer.Typer:
 
     app = typer.Typer(
         name="synor",
-        help="Synor economics: metering, billing, ledger and fee distribution for the Synor network.",
+        help="Synor economics: metering, billing, ledger and fees for the Synor network.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,

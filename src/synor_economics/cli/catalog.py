@@ -26,7 +26,10 @@ def _price_text(price: dict[str, object] | None) -> str:
         return f"{price['package_price']} {currency} per {price['package_size']}{minimum}"
     tiers = price["tiers"]
     assert isinstance(tiers, list)
-    parts = [f"≤{t['up_to']}: {t['unit_price']}" if t["up_to"] else f"above: {t['unit_price']}" for t in tiers]
+    parts = [
+        f"≤{t['up_to']}: {t['unit_price']}" if t["up_to"] else f"above: {t['unit_price']}"
+        for t in tiers
+    ]
     return f"{price['model']} {currency} ({'; '.join(parts)}){minimum}"
 
 
@@ -34,7 +37,9 @@ def _price_text(price: dict[str, object] | None) -> str:
 def show(
     ctx: typer.Context,
     as_json: JsonFlag = False,
-    at: Annotated[str | None, typer.Option(help="Show the prices in effect at this RFC 3339 time.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Show the prices in effect at this RFC 3339 time.")
+    ] = None,
 ) -> None:
     """Print the price book: every resource, its meter and units, and its price."""
     system = system_of(ctx)
@@ -44,7 +49,10 @@ def show(
     if as_json:
         print_json(document)
         return
-    table = Table(title=f"Synor price book {catalog.version} at {document['at']}", caption=f"sha256 {catalog.digest}")
+    table = Table(
+        title=f"Synor price book {catalog.version} at {document['at']}",
+        caption=f"sha256 {catalog.digest}",
+    )
     for column in ("resource", "meter", "event unit", "price unit", "price per price unit"):
         table.add_column(column)
     for resource in document["resources"]:

@@ -15,7 +15,9 @@ def upgrade(ctx: typer.Context) -> None:
     """Bring the database schema up to date (safe to run again: a current schema is untouched)."""
     system = system_of(ctx)
     system.schema.upgrade()
-    Console().print(f"schema at {system.schema.current()} on {system.schema.backend} ({system.schema.location})")
+    Console().print(
+        f"schema at {system.schema.current()} on {system.schema.backend} ({system.schema.location})"
+    )
 
 
 @app.command()
@@ -24,6 +26,8 @@ def status(ctx: typer.Context) -> None:
     system = system_of(ctx)
     current, head = system.schema.current(), system.schema.head()
     state = "up to date" if current == head else "needs `synor db upgrade`"
-    Console().print(f"{system.schema.backend} ({system.schema.location}): {current} (newest {head}) — {state}")
+    Console().print(
+        f"{system.schema.backend} ({system.schema.location}): {current} (newest {head}) — {state}"
+    )
     if current != head:
         raise typer.Exit(1)

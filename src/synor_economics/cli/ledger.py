@@ -12,27 +12,49 @@ from synor_economics.cli.app import JsonFlag, parse_time, print_json, system_of
 from synor_economics.domain.money import display_synor
 from synor_economics.services import documents
 
-app = typer.Typer(help="The double-entry ledger: balances, statements, checks.", no_args_is_help=True)
+app = typer.Typer(
+    help="The double-entry ledger: balances, statements, checks.", no_args_is_help=True
+)
 
 
 @app.command()
 def balances(
     ctx: typer.Context,
     as_json: JsonFlag = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Posted balances as of this RFC 3339 time.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Only accounts of this kind (e.g. customer_prepaid).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Posted balances as of this RFC 3339 time.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only accounts of this kind (e.g. customer_prepaid).")
+    ] = None,
 ) -> None:
     """Print every account's balance on its normal side, in SYNOR."""
     system = system_of(ctx)
-    views = [v for v in system.ledger.balances(as_of=parse_time(as_of, "--as-of")) if kind is None or v.spec.kind.value == kind]
+    views = [
+        v
+        for v in system.ledger.balances(as_of=parse_time(as_of, "--as-of"))
+        if kind is None or v.spec.kind.value == kind
+    ]
     if as_json:
         print_json({"as_of": as_of, "accounts": [documents.account_document(v) for v in views]})
         return
     table = Table(title="Ledger balances" + (f" as of {as_of}" if as_of else ""))
-    for column, justify in (("account", "left"), ("kind", "left"), ("side", "left"), ("balance (SYNOR)", "right"), ("available (SYNOR)", "right")):
+    for column, justify in (
+        ("account", "left"),
+        ("kind", "left"),
+        ("side", "left"),
+        ("balance (SYNOR)", "right"),
+        ("available (SYNOR)", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for view in views:
-        table.add_row(view.spec.id, view.spec.kind.value, view.spec.normal.value, display_synor(view.posted), display_synor(view.available))
+        table.add_row(
+            view.spec.id,
+            view.spec.kind.value,
+            view.spec.normal.value,
+            display_synor(view.posted),
+            display_synor(view.available),
+        )
     if not views:
         table.caption = "no accounts yet"
     Console().print(table)
@@ -40,18 +62,22 @@ def balances(
 
 @app.command()
 def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Verify every ledger invariant over the stored ledger; exit 1 with a report if one is broken."""
+    """Verify every ledger invariant over the stored ledger; exit 1 with a report if broken."""
     report = system_of(ctx).ledger.check()
     if as_json:
         print_json(documents.audit_document(report))
     else:
         console = Console()
-        verdict = "[green]OK[/green]" if report.ok else f"[red]BROKEN[/red]: {report.violation_count} violation(s)"
+        verdict = (
+            "[green]OK[/green]"
+            if report.ok
+            else f"[red]BROKEN[/red]: {report.violation_count} violation(s)"
+        )
+        relation = "=" if report.total_debits == report.total_credits else "!="
         console.print(
             f"ledger check {verdict} — {report.transfers} transfers, {report.entries} entries, "
-            f"{report.accounts} accounts; debits {report.total_debits} = credits {report.total_credits}"
-            if report.total_debits == report.total_credits
-            else f"ledger check {verdict} — debits {report.total_debits} != credits {report.total_credits}"
+            f"{report.accounts} accounts; debits {report.total_debits} {relation} "
+            f"credits {report.total_credits}"
         )
         for v in report.violations:
             console.print(f"  [red]{v.code}[/red] {v.where}: {v.detail}", highlight=False)

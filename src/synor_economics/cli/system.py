@@ -18,8 +18,12 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default: SYNOR_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: SYNOR_PORT).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: SYNOR_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: SYNOR_PORT).")
+    ] = None,
 ) -> None:
     """Run the HTTP API (and, as later parts land, the dashboard and workers) in one process."""
     import uvicorn
@@ -30,9 +34,11 @@ def serve(
     default_host, default_port = system.serve_address
     chosen_host, chosen_port = host or default_host, port or default_port
     console = Console(stderr=True)
+    base = f"http://{chosen_host}:{chosen_port}"
     console.print(
-        f"[bold]synor[/bold] {system.version} on {system.schema.backend} ({system.schema.location})\n"
-        f"API: http://{chosen_host}:{chosen_port}/v1/health   docs: http://{chosen_host}:{chosen_port}/docs"
+        f"[bold]synor[/bold] {system.version} on {system.schema.backend} "
+        f"({system.schema.location})\n"
+        f"API: {base}/v1/health   docs: {base}/docs"
     )
     uvicorn.run(create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level)
 

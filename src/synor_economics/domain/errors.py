@@ -12,7 +12,7 @@ class MoneyError(SynorError, ValueError):
 
 
 class CatalogError(SynorError, ValueError):
-    """A price book that does not validate. ``where`` names the place, e.g. ``resources[3].tiers``."""
+    """A price book that does not validate; ``where`` names the place (``resources[3].tiers``)."""
 
     def __init__(self, where: str, problem: str) -> None:
         super().__init__(f"{where}: {problem}" if where else problem)

@@ -113,7 +113,9 @@ class AccountSpec:
     """Who the account belongs to: a customer account id, a service name, an operator id."""
 
     @staticmethod
-    def of(id: str, kind: AccountKind, *, owner: str = "", floor: int | None | str = "default") -> AccountSpec:  # noqa: A002
+    def of(
+        id: str, kind: AccountKind, *, owner: str = "", floor: int | str | None = "default"
+    ) -> AccountSpec:
         """An account spec with its kind's normal side and default floor."""
         chosen = DEFAULT_FLOOR.get(kind) if floor == "default" else floor
         assert not isinstance(chosen, str)
@@ -125,7 +127,9 @@ class AccountSpec:
                 "invalid_account_id",
                 f"account id {self.id!r} must be 1-200 chars of a-z 0-9 _ . : - (lowercase)",
             )
-        if self.floor is not None and (isinstance(self.floor, bool) or not isinstance(self.floor, int)):
+        if self.floor is not None and (
+            isinstance(self.floor, bool) or not isinstance(self.floor, int)
+        ):
             raise LedgerError("invalid_floor", f"floor of {self.id} must be an int of base units")
 
 
@@ -140,7 +144,9 @@ class Balance:
     credits_pending: int = 0
 
     def copy(self) -> Balance:
-        return Balance(self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending)
+        return Balance(
+            self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending
+        )
 
     @property
     def net(self) -> int:
@@ -199,7 +205,7 @@ class Transfer:
 
     @staticmethod
     def between(
-        id: str,  # noqa: A002
+        id: str,
         *,
         debit: str,
         credit: str,
@@ -392,7 +398,7 @@ class LedgerMachine:
             kind, ref, entries = self._plan(command)
         except LedgerError as error:
             return Rejected(command.id, error)
-        return self._commit(command, digest, kind, ref, entries, now_us)
+        return self._commit(command, digest, now_us, kind=kind, ref=ref, entries=entries)
 
     def _plan(self, command: Command) -> tuple[TransferKind, str | None, tuple[Entry, ...]]:
         """Validate a command and work out the kind, reference and entries it writes."""
@@ -410,11 +416,19 @@ class LedgerMachine:
             if target.kind is not TransferKind.PENDING:
                 raise LedgerError("not_pending", f"transfer {target_id} is not a pending transfer")
             if target_id in self.w.resolved:
-                raise LedgerError("already_resolved", f"pending transfer {target_id} is already resolved")
-            kind = TransferKind.POST_PENDING if isinstance(command, PostPending) else TransferKind.VOID_PENDING
+                raise LedgerError(
+                    "already_resolved", f"pending transfer {target_id} is already resolved"
+                )
+            kind = (
+                TransferKind.POST_PENDING
+                if isinstance(command, PostPending)
+                else TransferKind.VOID_PENDING
+            )
             return kind, target_id, target.entries
         if target.kind not in (TransferKind.POSTED, TransferKind.POST_PENDING):
-            raise LedgerError("not_reversible", f"transfer {target_id} ({target.kind}) moved no posted money")
+            raise LedgerError(
+                "not_reversible", f"transfer {target_id} ({target.kind}) moved no posted money"
+            )
         if target_id in self.w.resolved:
             raise LedgerError("already_reversed", f"transfer {target_id} is already reversed")
         swapped = tuple(Entry(e.account, e.side.opposite, e.amount) for e in target.entries)
@@ -427,10 +441,13 @@ class LedgerMachine:
         accounts = self.w.accounts
         for account, side, amount in entries:
             if type(amount) is not int:
-                raise LedgerError("invalid_amount", f"amount for {account} must be an int of base units")
+                raise LedgerError(
+                    "invalid_amount", f"amount for {account} must be an int of base units"
+                )
             if amount <= 0 or amount > MAX_AMOUNT:
                 raise LedgerError(
-                    "invalid_amount", f"amount for {account} must be between 1 and 10^36-1 base units"
+                    "invalid_amount",
+                    f"amount for {account} must be between 1 and 10^36-1 base units",
                 )
             if account not in accounts:
                 raise LedgerError("unknown_account", f"account {account} does not exist")
@@ -439,9 +456,13 @@ class LedgerMachine:
             elif side is _CREDIT:
                 credits += amount
             else:
-                raise LedgerError("invalid_side", f"entry side for {account} must be Side.DEBIT or Side.CREDIT")
+                raise LedgerError(
+                    "invalid_side", f"entry side for {account} must be Side.DEBIT or Side.CREDIT"
+                )
         if debits == 0 or credits == 0:
-            raise LedgerError("one_sided", "a transfer needs at least one debit and one credit entry")
+            raise LedgerError(
+                "one_sided", "a transfer needs at least one debit and one credit entry"
+            )
         if debits != credits:
             raise LedgerError("unbalanced", f"debits {debits} != credits {credits}")
 
@@ -449,10 +470,11 @@ class LedgerMachine:
         self,
         command: Command,
         digest: str,
+        now_us: int,
+        *,
         kind: TransferKind,
         ref: str | None,
         entries: tuple[Entry, ...],
-        now_us: int,
     ) -> Outcome:
         w = self.w
         involved = [w.accounts[entry[0]] for entry in entries]

@@ -23,8 +23,8 @@ from synor_economics.domain.ledger import (
     TransferKind,
     TransferRecord,
     VoidPending,
-    move_balance,
     fingerprint,
+    move_balance,
 )
 
 _MAX_LISTED = 100
@@ -113,7 +113,8 @@ class LedgerAuditor:
                 report.add(
                     "running_balance",
                     f"{where} leg {entry.leg}",
-                    f"{entry.account} balance_after {entry.balance_after} != replayed {balance.net}",
+                    f"{entry.account} balance_after {entry.balance_after} "
+                    f"!= replayed {balance.net}",
                 )
         self._check_floors(before, record.kind, where)
         self.seen[record.id] = (record.kind, _entries_key(record.entries))

@@ -43,7 +43,9 @@ def _describe(value: object) -> str:
 def _match_decimal(text: object, what: str) -> re.Match[str]:
     """Match plain decimal notation only: no exponent, no underscores, no spaces, no NaN."""
     if isinstance(text, float):
-        raise MoneyError(f"{what} must be a decimal string, not a float ({text!r}): floats are inexact")
+        raise MoneyError(
+            f"{what} must be a decimal string, not a float ({text!r}): floats are inexact"
+        )
     if not isinstance(text, str):
         raise MoneyError(f"{what} must be a decimal string, got {type(text).__name__}")
     found = _DECIMAL_TEXT.fullmatch(text)
@@ -64,7 +66,7 @@ def parse_synor(text: str, *, what: str = "amount") -> BaseUnits:
         raise MoneyError(
             f"{what} has {len(frac)} decimals; SYNOR has at most {DECIMALS}: {_describe(text)}"
         )
-    units = int(found["int"]) * BASE + int(frac.ljust(DECIMALS, "0") or "0")
+    units: int = int(found["int"]) * BASE + int(frac.ljust(DECIMALS, "0") or "0")
     return -units if found["sign"] == "-" else units
 
 
@@ -126,7 +128,9 @@ def format_usd(value: Exact) -> str:
 def exact(value: Exact, *, what: str = "value") -> Fraction:
     """Convert an exact number to a ``Fraction``; refuse floats and booleans."""
     if isinstance(value, bool | float):
-        raise MoneyError(f"{what} must be exact (int, Decimal or Fraction), not {type(value).__name__}")
+        raise MoneyError(
+            f"{what} must be exact (int, Decimal or Fraction), not {type(value).__name__}"
+        )
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise MoneyError(f"{what} must be finite: {value}")

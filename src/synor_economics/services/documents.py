@@ -41,7 +41,10 @@ def price_model_document(model: PricingModel) -> dict[str, Any]:
 
 
 def price_row_document(row: PriceRow) -> dict[str, Any]:
-    return {"effective_from": row.effective_from.isoformat().replace("+00:00", "Z"), **price_model_document(row.model)}
+    return {
+        "effective_from": row.effective_from.isoformat().replace("+00:00", "Z"),
+        **price_model_document(row.model),
+    }
 
 
 def resource_document(resource: Resource, current: PriceRow | None) -> dict[str, Any]:

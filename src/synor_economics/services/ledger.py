@@ -115,7 +115,9 @@ class AccountCache:
         self.seq = seq
 
 
-def apply_commands(repo: LedgerRepository, commands: Sequence[Command], now_us: int) -> list[Outcome]:
+def apply_commands(
+    repo: LedgerRepository, commands: Sequence[Command], now_us: int
+) -> list[Outcome]:
     """Apply commands in order inside the caller's write transaction; one outcome each.
 
     Each command is all-or-nothing on its own: a refused one leaves no trace and does not stop
@@ -152,7 +154,9 @@ def _apply(
     return outcomes, working
 
 
-def open_accounts(repo: LedgerRepository, specs: Sequence[AccountSpec], now_us: int) -> list[Account]:
+def open_accounts(
+    repo: LedgerRepository, specs: Sequence[AccountSpec], now_us: int
+) -> list[Account]:
     """Open accounts inside the caller's transaction; re-opening an identical spec is a no-op."""
     for spec in specs:
         spec.validate()
@@ -257,7 +261,9 @@ def _posted_only(net: int) -> Balance:
     return Balance(debits_posted=max(net, 0), credits_posted=max(-net, 0))
 
 
-def _history(repo: LedgerRepository, chunk: int = 5000) -> Iterator[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
+def _history(
+    repo: LedgerRepository, chunk: int = 5000
+) -> Iterator[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
     after = 0
     while True:
         page = repo.history(after_seq=after, limit=chunk)

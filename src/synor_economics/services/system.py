@@ -17,7 +17,7 @@ class Schema(Protocol):
 
     @property
     def backend(self) -> str:
-        """"sqlite" or "postgresql"."""
+        """ "sqlite" or "postgresql"."""
         ...
 
     @property
@@ -66,7 +66,10 @@ class System:
                 "schema_head": head,
                 "schema_current": current == head,
             },
-            "catalog": {"version": self.catalog.current().version, "digest": self.catalog.current().digest},
+            "catalog": {
+                "version": self.catalog.current().version,
+                "digest": self.catalog.current().digest,
+            },
         }
 
 

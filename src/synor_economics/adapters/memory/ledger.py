@@ -108,7 +108,9 @@ class MemoryLedgerRepository:
         chosen = [e for e in reversed(entries) if before_seq is None or e.seq < before_seq][:limit]
         return [(self.s.by_seq[e.seq - 1][0], e) for e in chosen]
 
-    def history(self, *, after_seq: int, limit: int) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
+    def history(
+        self, *, after_seq: int, limit: int
+    ) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
         return self.s.by_seq[after_seq : after_seq + limit]
 
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, update
+from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select
 
 from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
 from synor_economics.domain.ledger import (
@@ -58,7 +58,9 @@ def _account(row: Any) -> Account:
         floor=row.floor,
         owner=row.owner,
     )
-    balance = Balance(row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending)
+    balance = Balance(
+        row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending
+    )
     return Account(spec=spec, num=row.num, balance=balance)
 
 
@@ -104,12 +106,19 @@ _ENTRY_FIELDS = ("seq", "leg", "account_num", "side", "amount", "pending", "bala
 
 
 def _sqlite_insert(table: str, fields: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
+    """An INSERT for one of this module's own tables and fields (constants, never input)."""
+    placeholders = ", ".join("?" * len(fields))
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({placeholders})"  # noqa: S608
 
 
-def _copy_rows(driver: Any, table: str, fields: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+def _copy_rows(
+    driver: Any, table: str, fields: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
     """Stream rows into a PostgreSQL table with COPY, the fastest bulk path psycopg offers."""
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(fields)}) FROM STDIN") as copy:
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(fields)}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row(row)
 
@@ -129,6 +138,12 @@ class SqlLedgerRepository:
         self.conn = conn
         self._dialect = conn.dialect.name
 
+    def _driver(self) -> Any:
+        """The DB-API connection under this transaction (sqlite3 or psycopg), for bulk paths."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        return driver
+
     # -- writing ---------------------------------------------------------------------------
 
     def head(self) -> tuple[int, int]:
@@ -143,7 +158,9 @@ class SqlLedgerRepository:
     def accounts(self, ids: Collection[str]) -> dict[str, Account]:
         found: dict[str, Account] = {}
         for chunk in _chunks(ids):
-            rows = self.conn.execute(select(ledger_accounts).where(_among(ledger_accounts.c.id, chunk, self._dialect)))
+            rows = self.conn.execute(
+                select(ledger_accounts).where(_among(ledger_accounts.c.id, chunk, self._dialect))
+            )
             for row in rows:
                 account = _account(row)
                 found[account.spec.id] = account
@@ -171,7 +188,13 @@ class SqlLedgerRepository:
     def transfers(self, ids: Collection[str]) -> dict[str, TransferRecord]:
         rows: list[Any] = []
         for chunk in _chunks(ids):
-            rows.extend(self.conn.execute(select(ledger_transfers).where(_among(ledger_transfers.c.id, chunk, self._dialect))))
+            rows.extend(
+                self.conn.execute(
+                    select(ledger_transfers).where(
+                        _among(ledger_transfers.c.id, chunk, self._dialect)
+                    )
+                )
+            )
         if not rows:
             return {}
         entries = self._entries_by_seq([row.seq for row in rows])
@@ -183,7 +206,9 @@ class SqlLedgerRepository:
             query = (
                 select(*_ENTRY_COLUMNS)
                 .join(ledger_accounts, ledger_accounts.c.num == ledger_entries.c.account_num)
-                .where(_among(ledger_entries.c.seq, list(seqs[start : start + _CHUNK]), self._dialect))
+                .where(
+                    _among(ledger_entries.c.seq, list(seqs[start : start + _CHUNK]), self._dialect)
+                )
                 .order_by(ledger_entries.c.seq, ledger_entries.c.leg)
             )
             for row in self.conn.execute(query):
@@ -193,7 +218,9 @@ class SqlLedgerRepository:
     def resolved(self, ids: Collection[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(ids):
-            query = select(ledger_transfers.c.ref).where(_among(ledger_transfers.c.ref, chunk, self._dialect))
+            query = select(ledger_transfers.c.ref).where(
+                _among(ledger_transfers.c.ref, chunk, self._dialect)
+            )
             found.update(self.conn.execute(query).scalars())
         return found
 
@@ -214,9 +241,11 @@ class SqlLedgerRepository:
         entries = [
             (r.seq, leg, nums[account], side, amount, r.kind is _PENDING, after)
             for r, afters in applied
-            for leg, ((account, side, amount), after) in enumerate(zip(r.entries, afters, strict=True))
+            for leg, ((account, side, amount), after) in enumerate(
+                zip(r.entries, afters, strict=True)
+            )
         ]
-        driver = self.conn.connection.driver_connection
+        driver = self._driver()
         if self.conn.dialect.name == "postgresql":
             _copy_rows(driver, "ledger_transfers", _TRANSFER_FIELDS, transfers)
             _copy_rows(driver, "ledger_entries", _ENTRY_FIELDS, entries)
@@ -241,7 +270,7 @@ class SqlLedgerRepository:
             for a in accounts
             for b in (a.balance,)
         ]
-        driver = self.conn.connection.driver_connection
+        driver = self._driver()
         if self._dialect == "postgresql":
             # One statement for the whole batch: arrays unnested into a join, instead of one
             # UPDATE per account.
@@ -255,7 +284,9 @@ class SqlLedgerRepository:
         )
         cursor = driver.cursor()
         try:
-            cursor.executemany(statement, [(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows])
+            cursor.executemany(
+                statement, [(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows]
+            )
         finally:
             cursor.close()
 
@@ -322,11 +353,17 @@ class SqlLedgerRepository:
         records: dict[int, TransferRecord] = {}
         for start in range(0, len(seqs), _CHUNK):
             chunk = seqs[start : start + _CHUNK]
-            for row in self.conn.execute(select(ledger_transfers).where(_among(ledger_transfers.c.seq, list(chunk), self._dialect))):
+            for row in self.conn.execute(
+                select(ledger_transfers).where(
+                    _among(ledger_transfers.c.seq, list(chunk), self._dialect)
+                )
+            ):
                 records[row.seq] = _record(row, entries.get(row.seq, ()))
         return records
 
-    def history(self, *, after_seq: int, limit: int) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
+    def history(
+        self, *, after_seq: int, limit: int
+    ) -> list[tuple[TransferRecord, tuple[EntryRecord, ...]]]:
         rows = list(
             self.conn.execute(
                 select(ledger_transfers)

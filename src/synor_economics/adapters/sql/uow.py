@@ -39,7 +39,9 @@ class SqlUnitOfWork:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY}
+                    )
                 yield SqlTransaction(conn)
 
     @contextmanager
