@@ -96,6 +96,11 @@ class Launcher:
     def system(self) -> System:
         return self._system
 
+    def database_location(self) -> str:
+        from synor_economics.adapters.sql.engine import describe_url
+
+        return describe_url(self._settings.effective_database_url)
+
     def close(self) -> None:
         if "_system" in self.__dict__:
             self._system.close()

@@ -75,9 +75,10 @@ class LedgerRepository(Protocol):
         ...
 
     def entries_of(
-        self, account_id: str, *, limit: int, before_seq: int | None
+        self, account_id: str, *, limit: int, before: tuple[int, int] | None
     ) -> list[tuple[TransferRecord, EntryRecord]]:
-        """An account's entries, newest first, with the transfer each belongs to."""
+        """An account's entries, newest first, with the transfer each belongs to; only those
+        strictly before the ``(seq, leg)`` cursor when one is given."""
         ...
 
     def history(

@@ -75,7 +75,6 @@ COUNT_KEYS = {
     "entries",
     "accounts",
     "violation_count",
-    "next_before_seq",
 }
 """The only keys whose values may be JSON numbers: counts and sequence numbers, never money."""
 
@@ -205,11 +204,6 @@ def test_health_is_degraded_on_an_unmigrated_database(data_dir: Path) -> None:
     assert health["database"]["schema"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UX gap: /v1/health answers 200 while the schema is behind (status 'degraded'); a "
-    "readiness probe or load balancer only sees the code, so it should be 503",
-)
 def test_health_answers_503_when_not_ready(data_dir: Path) -> None:
     system = build(Settings(data_dir=data_dir, auto_migrate=False))
     try:
@@ -297,11 +291,6 @@ def test_accounts_filtered_by_kind(client: TestClient, ledger: dict[str, Transfe
     assert [a["owner"] for a in payable["accounts"]] == ["node_7"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UX gap: an unknown `kind` filter answers 200 with no accounts instead of 422 naming "
-    "the valid kinds",
-)
 def test_accounts_unknown_kind_is_422(
     client: TestClient, ledger: dict[str, TransferRecord]
 ) -> None:
@@ -369,7 +358,7 @@ def test_entries_newest_first_with_paging(
 ) -> None:
     url = "/v1/ledger/accounts/acct_1:prepaid/entries"
     everything = client.get(url).json()
-    assert everything["next_before_seq"] is None
+    assert everything["next_before"] is None
     rows = [
         (e["transfer"], e["side"], e["amount"], e["balance_after"]) for e in everything["entries"]
     ]
@@ -385,15 +374,19 @@ def test_entries_newest_first_with_paging(
 
     page1 = client.get(url, params={"limit": 2}).json()
     assert page1["entries"] == everything["entries"][:2]
-    assert page1["next_before_seq"] == page1["entries"][-1]["seq"]
-    page2 = client.get(url, params={"limit": 2, "before_seq": page1["next_before_seq"]}).json()
+    last = page1["entries"][-1]
+    assert page1["next_before"] == f"{last['seq']}:{last['leg']}"
+    page2 = client.get(url, params={"limit": 2, "before": page1["next_before"]}).json()
     assert page2["entries"] == everything["entries"][2:]
-    assert page2["next_before_seq"] is None
+    assert page2["next_before"] is None
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"before_seq": 0}])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 1001}, {"before": "0:0"}, {"before": "12"}, {"before": "x:1"}],
+)
 def test_entries_bad_paging_is_422(
-    client: TestClient, ledger: dict[str, TransferRecord], params: dict[str, int]
+    client: TestClient, ledger: dict[str, TransferRecord], params: dict[str, object]
 ) -> None:
     response = client.get("/v1/ledger/accounts/acct_1:prepaid/entries", params=params)
     assert response.status_code == 422
@@ -443,14 +436,11 @@ def test_bad_time_is_422_naming_the_parameter(
     name = "at" if path == "/v1/catalog" else "as_of"
     response = client.get(path, params={name: "next tuesday"})
     assert response.status_code == 422
-    assert name in {str(part) for detail in response.json()["detail"] for part in detail["loc"]}
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert error["message"].startswith(f"{name}:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UX gap: validation errors (422) use FastAPI's {'detail': [...]} while every other "
-    "error uses {'error': {'code', 'message'}}; clients need two error parsers",
-)
 def test_validation_errors_use_the_error_envelope(client: TestClient) -> None:
     response = client.get("/v1/ledger/accounts", params={"as_of": "next tuesday"})
     assert response.status_code == 422
@@ -542,21 +532,16 @@ def test_two_legs_on_one_account_have_running_balances(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: statement paging cursor is a bare seq (`seq < before_seq`), so when a page ends "
-    "between two legs of one transfer on the same account, the remaining legs are skipped",
-)
 def test_paging_does_not_drop_a_second_leg(client: TestClient, split: TransferRecord) -> None:
     url = "/v1/ledger/accounts/treasury/entries"
     seen: list[int] = []
-    params: dict[str, int] = {"limit": 1}
+    params: dict[str, object] = {"limit": 1}
     for _ in range(5):
         page = client.get(url, params=params).json()
         seen.extend(e["leg"] for e in page["entries"])
-        if page["next_before_seq"] is None:
+        if page["next_before"] is None:
             break
-        params = {"limit": 1, "before_seq": page["next_before_seq"]}
+        params = {"limit": 1, "before": page["next_before"]}
     assert seen == [1, 0]
 
 

@@ -297,7 +297,8 @@ def test_balances_as_of_a_time_and_statements(ledger: LedgerService, clock: Fixe
     lines = ledger.statement("customer:acct_1:prepaid", limit=2)
     assert [line.transfer.id for line in lines] == ["dep-2", "charge-1"]
     assert [line.balance_after for line in lines] == [7 * SYNOR, 6 * SYNOR]
-    older = ledger.statement("customer:acct_1:prepaid", limit=2, before_seq=lines[-1].entry.seq)
+    last = lines[-1].entry
+    older = ledger.statement("customer:acct_1:prepaid", limit=2, before=(last.seq, last.leg))
     assert [line.transfer.id for line in older] == ["dep-1"]
     assert to_us(clock.now()) >= lines[0].transfer.ts_us
 

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from synor_economics.domain.errors import LedgerError, SynorError
+from synor_economics.domain.ledger import AccountKind
 from synor_economics.services import documents
 from synor_economics.services.system import System
 
@@ -51,10 +53,20 @@ def create_app(system: System) -> FastAPI:
     async def _domain_error(_request: Request, error: SynorError) -> JSONResponse:
         return _error(422, "invalid", str(error))
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'path'))}: {e['msg']}"
+            for e in error.errors()
+        )
+        return _error(422, "invalid", problems)
+
     @app.get("/v1/health", tags=["system"])
-    def health() -> dict[str, Any]:
-        """Liveness and readiness: the database answers and its schema is current."""
-        return dict(system.health())
+    def health() -> JSONResponse:
+        """Liveness and readiness: 200 when the database answers with a current schema, 503
+        when it answers but is not ready (a schema upgrade is due)."""
+        report = dict(system.health())
+        return JSONResponse(status_code=200 if report["status"] == "ok" else 503, content=report)
 
     @app.get("/v1/catalog", tags=["catalog"])
     def catalog(at: AsOf = None) -> dict[str, Any]:
@@ -65,14 +77,10 @@ def create_app(system: System) -> FastAPI:
         )
 
     @app.get("/v1/ledger/accounts", tags=["ledger"])
-    def accounts(as_of: AsOf = None, kind: str | None = None) -> dict[str, Any]:
+    def accounts(as_of: AsOf = None, kind: AccountKind | None = None) -> dict[str, Any]:
         """Every ledger account with its balance, optionally of one kind."""
-        views = system.ledger.balances(as_of=_aware(as_of))
-        chosen = [v for v in views if kind is None or v.spec.kind.value == kind]
-        return {
-            "as_of": None if as_of is None else _aware(as_of),
-            "accounts": [documents.account_document(v) for v in chosen],
-        }
+        when = _aware(as_of)
+        return documents.balances_document(system.ledger.balances(as_of=when, kind=kind), when)
 
     @app.get("/v1/ledger/accounts/{account_id}", tags=["ledger"])
     def account(account_id: str, as_of: AsOf = None) -> dict[str, Any]:
@@ -83,15 +91,18 @@ def create_app(system: System) -> FastAPI:
     def statement(
         account_id: str,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before_seq: Annotated[int | None, Query(ge=1)] = None,
+        before: Annotated[
+            str | None,
+            Query(
+                pattern=r"^[1-9][0-9]*:[0-9]+$", description="`next_before` of the previous page"
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        """An account's entries, newest first; page with ``before_seq`` = the last ``seq`` seen."""
-        lines = system.ledger.statement(account_id, limit=limit, before_seq=before_seq)
-        next_before = lines[-1].entry.seq if len(lines) == limit else None
-        return {
-            "entries": [documents.statement_document(line) for line in lines],
-            "next_before_seq": next_before,
-        }
+        """An account's entries, newest first; the next page is ``?before=`` the ``next_before``
+        cursor of this one (``null`` on the last page)."""
+        cursor = documents.parse_cursor(before) if before else None
+        lines = system.ledger.statement(account_id, limit=limit, before=cursor)
+        return documents.statement_page(lines, limit)
 
     @app.get("/v1/ledger/transfers/{transfer_id:path}", tags=["ledger"])
     def transfer(transfer_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synor_economics.cli.app import JsonFlag, parse_time, print_json, system_of
+from synor_economics.domain.ledger import AccountKind
 from synor_economics.domain.money import display_synor
 from synor_economics.services import documents
 
@@ -25,20 +26,17 @@ def balances(
         str | None, typer.Option("--as-of", help="Posted balances as of this RFC 3339 time.")
     ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="Only accounts of this kind (e.g. customer_prepaid).")
+        AccountKind | None, typer.Option(help="Only accounts of this kind.", case_sensitive=False)
     ] = None,
 ) -> None:
     """Print every account's balance on its normal side, in SYNOR."""
     system = system_of(ctx)
-    views = [
-        v
-        for v in system.ledger.balances(as_of=parse_time(as_of, "--as-of"))
-        if kind is None or v.spec.kind.value == kind
-    ]
+    when = parse_time(as_of, "--as-of")
+    views = system.ledger.balances(as_of=when, kind=kind)
     if as_json:
-        print_json({"as_of": as_of, "accounts": [documents.account_document(v) for v in views]})
+        print_json(documents.balances_document(views, when))
         return
-    table = Table(title="Ledger balances" + (f" as of {as_of}" if as_of else ""))
+    table = Table(title="Ledger balances" + (f" as of {documents.instant(when)}" if when else ""))
     for column, justify in (
         ("account", "left"),
         ("kind", "left"),

@@ -32,7 +32,8 @@ def serve(
 
     system = system_of(ctx)
     default_host, default_port = system.serve_address
-    chosen_host, chosen_port = host or default_host, port or default_port
+    chosen_host = host if host is not None else default_host
+    chosen_port = port if port is not None else default_port
     console = Console(stderr=True)
     base = f"http://{chosen_host}:{chosen_port}"
     console.print(

@@ -183,7 +183,7 @@ class LedgerAuditor:
                 self.report.add(
                     "stored_balance",
                     f"account {account_id}",
-                    f"stored {stored} != replayed from entries {replayed}",
+                    f"stored {_totals(stored)} != replayed from entries {_totals(replayed)}",
                 )
         if self.report.total_debits != self.report.total_credits:
             self.report.add(
@@ -192,6 +192,13 @@ class LedgerAuditor:
                 f"debits {self.report.total_debits} != credits {self.report.total_credits}",
             )
         return self.report
+
+
+def _totals(balance: Balance) -> str:
+    return (
+        f"(debits {balance.debits_posted}, credits {balance.credits_posted}, pending debits "
+        f"{balance.debits_pending}, pending credits {balance.credits_pending})"
+    )
 
 
 def audit(

@@ -4,11 +4,12 @@ them (SPEC §1); prices and quantities are exact decimal strings."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from synor_economics.domain.catalog import Catalog, PriceRow, Resource
+from synor_economics.domain.errors import MoneyError
 from synor_economics.domain.ledger import TransferRecord
 from synor_economics.domain.ledger_audit import AuditReport
 from synor_economics.domain.money import format_synor
@@ -42,7 +43,7 @@ def price_model_document(model: PricingModel) -> dict[str, Any]:
 
 def price_row_document(row: PriceRow) -> dict[str, Any]:
     return {
-        "effective_from": row.effective_from.isoformat().replace("+00:00", "Z"),
+        "effective_from": instant(row.effective_from),
         **price_model_document(row.model),
     }
 
@@ -68,7 +69,7 @@ def catalog_document(
     return {
         "version": catalog.version,
         "digest": catalog.digest,
-        "at": at.isoformat().replace("+00:00", "Z"),
+        "at": instant(at),
         "resources": [resource_document(resource, row) for resource, row in rows],
     }
 
@@ -96,7 +97,7 @@ def transfer_document(record: TransferRecord) -> dict[str, Any]:
         "seq": record.seq,
         "kind": record.kind.value,
         "ref": record.ref,
-        "ts": from_us(record.ts_us).isoformat().replace("+00:00", "Z"),
+        "ts": instant(from_us(record.ts_us)),
         "code": record.code,
         "memo": record.memo,
         **amount_fields("amount", record.amount),
@@ -107,6 +108,34 @@ def transfer_document(record: TransferRecord) -> dict[str, Any]:
     }
 
 
+def instant(moment: datetime | None) -> str | None:
+    """An RFC 3339 UTC instant with a ``Z``, as every document writes times."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def balances_document(views: list[AccountView], as_of: datetime | None) -> dict[str, Any]:
+    return {"as_of": instant(as_of), "accounts": [account_document(v) for v in views]}
+
+
+def parse_cursor(text: str) -> tuple[int, int]:
+    """A statement cursor ``"seq:leg"`` (as ``next_before`` gives it) as a tuple."""
+    seq, _, leg = text.partition(":")
+    if not (seq.isdigit() and leg.isdigit()):
+        raise MoneyError(f"cursor {text!r} must look like 123:0")
+    return int(seq), int(leg)
+
+
+def statement_page(lines: list[StatementLine], limit: int) -> dict[str, Any]:
+    """One page of a statement, with the cursor of the next (``None`` on the last page)."""
+    last = lines[-1].entry if len(lines) == limit else None
+    return {
+        "entries": [statement_document(line) for line in lines],
+        "next_before": None if last is None else f"{last.seq}:{last.leg}",
+    }
+
+
 def statement_document(line: StatementLine) -> dict[str, Any]:
     return {
         "seq": line.entry.seq,
@@ -114,7 +143,7 @@ def statement_document(line: StatementLine) -> dict[str, Any]:
         "transfer": line.transfer.id,
         "kind": line.transfer.kind.value,
         "code": line.transfer.code,
-        "ts": from_us(line.transfer.ts_us).isoformat().replace("+00:00", "Z"),
+        "ts": instant(from_us(line.transfer.ts_us)),
         "side": line.entry.side.value,
         "pending": line.entry.pending,
         **amount_fields("amount", line.entry.amount),

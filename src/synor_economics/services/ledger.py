@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from synor_economics.domain.errors import LedgerError
 from synor_economics.domain.ledger import (
     Account,
+    AccountKind,
     AccountSpec,
     Applied,
     Balance,
@@ -216,9 +217,13 @@ class LedgerService:
             raise LedgerError("unknown_account", f"account {account_id} does not exist")
         return views[0]
 
-    def balances(self, *, as_of: datetime | None = None) -> list[AccountView]:
-        """Every account with its balance now, or its posted balance as of a time."""
-        return self._views(None, as_of)
+    def balances(
+        self, *, as_of: datetime | None = None, kind: AccountKind | None = None
+    ) -> list[AccountView]:
+        """Every account (of one kind, if given) with its balance now, or its posted balance
+        as of a time."""
+        views = self._views(None, as_of)
+        return views if kind is None else [v for v in views if v.spec.kind is kind]
 
     def _views(self, only: set[str] | None, as_of: datetime | None) -> list[AccountView]:
         with self.uow.read() as tx:
@@ -237,12 +242,14 @@ class LedgerService:
         return found[transfer_id]
 
     def statement(
-        self, account_id: str, *, limit: int = 100, before_seq: int | None = None
+        self, account_id: str, *, limit: int = 100, before: tuple[int, int] | None = None
     ) -> list[StatementLine]:
-        """An account's entries, newest first, ``limit`` at a time (page with ``before_seq``)."""
+        """An account's entries, newest first, ``limit`` at a time; the next page starts
+        ``before`` the ``(seq, leg)`` of the last line seen (a transfer may touch an account on
+        several legs, so the cursor needs both)."""
         view = self.account(account_id)
         with self.uow.read() as tx:
-            rows = tx.ledger.entries_of(account_id, limit=limit, before_seq=before_seq)
+            rows = tx.ledger.entries_of(account_id, limit=limit, before=before)
         return [StatementLine(record, entry, view.spec.normal) for record, entry in rows]
 
     def check(self) -> AuditReport:

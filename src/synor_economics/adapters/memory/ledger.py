@@ -102,10 +102,10 @@ class MemoryLedgerRepository:
         return result
 
     def entries_of(
-        self, account_id: str, *, limit: int, before_seq: int | None
+        self, account_id: str, *, limit: int, before: tuple[int, int] | None
     ) -> list[tuple[TransferRecord, EntryRecord]]:
         entries = self.s.by_account.get(account_id, [])
-        chosen = [e for e in reversed(entries) if before_seq is None or e.seq < before_seq][:limit]
+        chosen = [e for e in reversed(entries) if before is None or (e.seq, e.leg) < before][:limit]
         return [(self.s.by_seq[e.seq - 1][0], e) for e in chosen]
 
     def history(

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select
+from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, tuple_
 
 from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
 from synor_economics.domain.ledger import (
@@ -332,7 +332,7 @@ class SqlLedgerRepository:
         return {row.id: row.balance_after for row in self.conn.execute(query)}
 
     def entries_of(
-        self, account_id: str, *, limit: int, before_seq: int | None
+        self, account_id: str, *, limit: int, before: tuple[int, int] | None
     ) -> list[tuple[TransferRecord, EntryRecord]]:
         query = (
             select(*_ENTRY_COLUMNS)
@@ -341,8 +341,10 @@ class SqlLedgerRepository:
             .order_by(ledger_entries.c.seq.desc(), ledger_entries.c.leg.desc())
             .limit(limit)
         )
-        if before_seq is not None:
-            query = query.where(ledger_entries.c.seq < before_seq)
+        if before is not None:
+            query = query.where(
+                tuple_(ledger_entries.c.seq, ledger_entries.c.leg) < tuple_(*before)
+            )
         entries = [_entry(row) for row in self.conn.execute(query)]
         seqs = sorted({e.seq for e in entries})
         records = self._records_by_seq(seqs)
