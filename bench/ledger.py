@@ -170,7 +170,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
     figures = {
         "two-entry": post_all(ledger, charges, args.batch, Applied),
         "mixed": post_all(ledger, workload, args.batch, Applied),
-        "replay": post_all(ledger, charges, args.batch, Duplicate),
+        "replay (all duplicates)": post_all(ledger, charges, args.batch, Duplicate),
     }
     started = time.perf_counter()
     report = ledger.check()
@@ -179,12 +179,12 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
         raise SystemExit(f"ledger check failed: {report.violations[:3]}")
     for name, rate in figures.items():
         print(
-            f"{backend:<10} {name:<10} {rate:>10,.0f} transfers/s   "
+            f"{backend:<10} {name:<24} {rate:>10,.0f} transfers/s   "
             f"({args.transfers:,} in batches of {args.batch:,})"
         )
     audited = report.transfers / check_seconds
     print(
-        f"{backend:<10} {'check':<10} {audited:>10,.0f} transfers/s audited "
+        f"{backend:<10} {'ledger check (audit)':<24} {audited:>10,.0f} transfers/s "
         f"({report.transfers:,} transfers, {report.entries:,} entries: OK)"
     )
     system.close()

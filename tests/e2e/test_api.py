@@ -35,8 +35,8 @@ from synor_economics.domain.ledger import (
     Transfer,
     TransferRecord,
 )
-from synor_economics.services.ledger import from_us
 from synor_economics.services.system import System
+from synor_economics.services.time import from_us
 
 with warnings.catch_warnings():  # starlette nags about httpx vs httpx2 at import time
     warnings.simplefilter("ignore")

@@ -30,7 +30,7 @@ from synor_economics import __version__
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
 from synor_economics.domain.ledger import AccountKind, AccountSpec, Entry, Side, Transfer
-from synor_economics.services.ledger import from_us
+from synor_economics.services.time import from_us
 
 SYNOR = 10**18
 TIMEOUT = 60

@@ -24,7 +24,8 @@ from synor_economics.domain.ledger import (
     VoidPending,
 )
 from synor_economics.domain.money import parse_synor
-from synor_economics.services.ledger import LedgerService, to_us
+from synor_economics.services.ledger import LedgerService
+from synor_economics.services.time import to_us
 
 SYNOR = 10**18
 

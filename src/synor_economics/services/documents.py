@@ -14,7 +14,8 @@ from synor_economics.domain.ledger import TransferRecord
 from synor_economics.domain.ledger_audit import AuditReport
 from synor_economics.domain.money import format_synor
 from synor_economics.domain.pricing import Graduated, Package, PerUnit, PricingModel, Volume
-from synor_economics.services.ledger import AccountView, StatementLine, from_us
+from synor_economics.services.ledger import AccountView, StatementLine
+from synor_economics.services.time import from_us
 
 
 def _dec(value: Decimal | None) -> str | None:

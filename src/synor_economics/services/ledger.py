@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from synor_economics.domain.errors import LedgerError
 from synor_economics.domain.ledger import (
@@ -33,19 +33,7 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.domain.ledger_audit import AuditReport, LedgerAuditor
 from synor_economics.ports import Clock, LedgerRepository, UnitOfWork
-
-
-def to_us(moment: datetime) -> int:
-    """A timezone-aware datetime as integer microseconds since the epoch (exact, no float)."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware (UTC)")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(ts_us: int) -> datetime:
-    seconds, micros = divmod(ts_us, 1_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
+from synor_economics.services.time import to_us
 
 
 @dataclass(frozen=True, slots=True)

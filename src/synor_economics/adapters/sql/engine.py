@@ -39,6 +39,7 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: hot index pages stay in memory
         cursor.close()
 
     @event.listens_for(engine, "begin")
