@@ -21,14 +21,11 @@ import argparse
 import random
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
+from synor_economics.adapters.sql.engine import scratch_postgres
 from synor_economics.bootstrap import build, tune_for_throughput
 from synor_economics.config import Settings
 from synor_economics.domain.ledger import (
@@ -51,20 +48,6 @@ SERVICES = ("compute", "storage", "database", "hosting")
 def sqlite_database() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="synor-bench-") as folder:
         yield f"sqlite:///{Path(folder) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    name = f"synor_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def open_accounts(ledger: LedgerService, customers: int) -> None:
@@ -209,7 +192,9 @@ def main() -> None:
     )
     for backend in args.backends.split(","):
         database = (
-            sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
+            sqlite_database()
+            if backend == "sqlite"
+            else scratch_postgres(args.postgres_url, prefix="synor_bench")
         )
         with database as url:
             run_backend(backend, url, args)

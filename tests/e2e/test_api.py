@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.services.system import System
 from synor_economics.services.time import from_us
+from tests.e2e.conftest import rfc3339
 
 with warnings.catch_warnings():  # starlette nags about httpx vs httpx2 at import time
     warnings.simplefilter("ignore")
@@ -77,14 +78,6 @@ COUNT_KEYS = {
     "violation_count",
 }
 """The only keys whose values may be JSON numbers: counts and sequence numbers, never money."""
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """``Settings`` reads the environment and ``./.env`` too: give it neither."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"SYNOR_{name.upper()}", raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -141,10 +134,6 @@ def ledger(system: System) -> dict[str, TransferRecord]:
         ),
     ]
     return {command.id: system.ledger.post(command) for command in commands}
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def ts_of(record: TransferRecord) -> datetime:

@@ -31,6 +31,7 @@ from synor_economics.bootstrap import build
 from synor_economics.config import Settings
 from synor_economics.domain.ledger import AccountKind, AccountSpec, Entry, Side, Transfer
 from synor_economics.services.time import from_us
+from tests.e2e.conftest import rfc3339
 
 SYNOR = 10**18
 TIMEOUT = 60
@@ -94,14 +95,6 @@ class Cli:
         return json.loads(self.ok(*args, "--json", **settings))
 
 
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """In-process builds read the environment and ``./.env`` too: give them neither."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(f"SYNOR_{name.upper()}", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     data_dir = tmp_path / "data"
@@ -155,10 +148,6 @@ def populate(settings: Settings) -> datetime:
     finally:
         system.close()
     return from_us(first.ts_us)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def balances_by_id(document: Any) -> dict[str, tuple[str, str]]:

@@ -8,10 +8,13 @@ advisory lock serialises ledger writers (see ``uow.py``); readers use MVCC snaps
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "synor_write"
@@ -48,6 +51,24 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+@contextmanager
+def scratch_postgres(admin_url: str, prefix: str = "synor_scratch") -> Iterator[str]:
+    """A new, empty PostgreSQL database for the duration of the block (tests, benchmarks),
+    dropped afterwards even if connections are still open. Yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def describe_url(url: str) -> str:
