@@ -584,3 +584,50 @@ def test_ledger_check_postgres_ok_then_tampered(cli: Cli, postgres_url: str) -> 
     finally:
         engine.dispose()
     assert_check_fails(cli, **pg)
+
+
+def test_ledger_statement_pages_newest_first(ledger_cli: tuple[Cli, datetime]) -> None:
+    cli, _ = ledger_cli
+    # acct_1:prepaid: deposit 1.5 (credit), then the invoice settles 1 (debit): 0.5 left.
+    first = cli.json("ledger", "statement", "acct_1:prepaid", "--limit", "1")
+    assert [e["transfer"] for e in first["entries"]] == ["inv/2026-11/acct_1"]
+    assert first["entries"][0]["balance_after_synor"] == "0.5"
+    assert first["next_before"] == f"{first['entries'][0]['seq']}:{first['entries'][0]['leg']}"
+    second = cli.json(
+        "ledger", "statement", "acct_1:prepaid", "--limit", "1", "--before", first["next_before"]
+    )
+    assert [e["transfer"] for e in second["entries"]] == ["dep/acct_1:1"]
+    assert second["entries"][0]["balance_after_synor"] == "1.5"
+    table = cli.ok("ledger", "statement", "acct_1:prepaid", COLUMNS="200")
+    assert "inv/2026-11/acct_1" in table
+    assert "dep/acct_1:1" in table
+
+
+def test_ledger_statement_refuses_a_bad_cursor_and_an_unknown_account(
+    ledger_cli: tuple[Cli, datetime],
+) -> None:
+    cli, _ = ledger_cli
+    bad = cli.run("ledger", "statement", "acct_1:prepaid", "--before", "yesterday")
+    assert bad.returncode == 2
+    assert "--before" in bad.stderr
+    unknown = cli.run("ledger", "statement", "acct_9:prepaid")
+    assert unknown.returncode == 1
+    assert "acct_9:prepaid does not exist" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_ledger_transfer_shows_its_entries(ledger_cli: tuple[Cli, datetime]) -> None:
+    cli, _ = ledger_cli
+    document = cli.json("ledger", "transfer", "inv/2026-11/acct_1")
+    assert document["amount"] == str(SYNOR)
+    assert [(e["account"], e["side"], e["amount_synor"]) for e in document["entries"]] == [
+        ("acct_1:prepaid", "debit", "1"),
+        ("revenue", "credit", "0.7"),
+        ("node_7:payable", "credit", "0.3"),
+    ]
+    text = cli.ok("ledger", "transfer", "inv/2026-11/acct_1", COLUMNS="200")
+    assert "invoice.settle" in text
+    assert "node_7:payable" in text
+    missing = cli.run("ledger", "transfer", "nope")
+    assert missing.returncode == 1
+    assert "transfer nope does not exist" in missing.stderr

@@ -58,6 +58,17 @@ def deposit(ledger: LedgerService, transfer_id: str, amount: int) -> None:
     )
 
 
+def spend(transfer_id: str, amount: int, *, pending: bool = False) -> Transfer:
+    """The customer's prepaid SYNOR paying for compute (reserved only, when pending)."""
+    return Transfer.between(
+        transfer_id,
+        debit="customer:acct_1:prepaid",
+        credit="revenue:compute",
+        amount=amount,
+        pending=pending,
+    )
+
+
 def balance(ledger: LedgerService, account_id: str) -> int:
     return ledger.account(account_id).posted
 
@@ -154,12 +165,8 @@ def test_a_batch_keeps_the_good_and_reports_the_bad(ledger: LedgerService) -> No
             Transfer.between(
                 "a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5
             ),
-            Transfer.between(
-                "b", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=6
-            ),
-            Transfer.between(
-                "c", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=5
-            ),
+            spend("b", 6),
+            spend("c", 5),
             Transfer.between(
                 "a", debit="chain:clearing", credit="customer:acct_1:prepaid", amount=5
             ),
@@ -177,31 +184,17 @@ def test_a_batch_keeps_the_good_and_reports_the_bad(ledger: LedgerService) -> No
 
 def test_prepaid_never_goes_below_its_floor(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 3 * SYNOR)
-    spend = Transfer.between(
-        "spend-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR + 1
-    )
+    too_much = spend("spend-1", 3 * SYNOR + 1)
     with pytest.raises(LedgerError) as raised:
-        ledger.post(spend)
+        ledger.post(too_much)
     assert raised.value.code == "floor_exceeded"
-    ledger.post(
-        Transfer.between(
-            "spend-2", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=3 * SYNOR
-        )
-    )
+    ledger.post(spend("spend-2", 3 * SYNOR))
     assert balance(ledger, "customer:acct_1:prepaid") == 0
 
 
 def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    ledger.post(
-        Transfer.between(
-            "hold-1",
-            debit="customer:acct_1:prepaid",
-            credit="revenue:compute",
-            amount=7 * SYNOR,
-            pending=True,
-        )
-    )
+    ledger.post(spend("hold-1", 7 * SYNOR, pending=True))
     prepaid = ledger.account("customer:acct_1:prepaid")
     assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (
         10 * SYNOR,
@@ -210,15 +203,7 @@ def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
     )
     # The reservation counts against the floor: a second hold of 4 does not fit in the 3 left.
     with pytest.raises(LedgerError) as raised:
-        ledger.post(
-            Transfer.between(
-                "hold-2",
-                debit="customer:acct_1:prepaid",
-                credit="revenue:compute",
-                amount=4 * SYNOR,
-                pending=True,
-            )
-        )
+        ledger.post(spend("hold-2", 4 * SYNOR, pending=True))
     assert raised.value.code == "floor_exceeded"
     posted = ledger.post(PostPending("hold-1:post", "hold-1"))
     assert posted.kind is TransferKind.POST_PENDING
@@ -235,15 +220,7 @@ def test_pending_reserves_then_posts_once(ledger: LedgerService) -> None:
 
 def test_void_releases_a_reservation(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    ledger.post(
-        Transfer.between(
-            "hold-1",
-            debit="customer:acct_1:prepaid",
-            credit="revenue:compute",
-            amount=7 * SYNOR,
-            pending=True,
-        )
-    )
+    ledger.post(spend("hold-1", 7 * SYNOR, pending=True))
     ledger.post(VoidPending("hold-1:void", "hold-1"))
     prepaid = ledger.account("customer:acct_1:prepaid")
     assert (prepaid.posted, prepaid.available, prepaid.pending_out) == (10 * SYNOR, 10 * SYNOR, 0)
@@ -255,11 +232,7 @@ def test_void_releases_a_reservation(ledger: LedgerService) -> None:
 
 def test_reversal_undoes_a_transfer_once(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
-    ledger.post(
-        Transfer.between(
-            "charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR
-        )
-    )
+    ledger.post(spend("charge-1", 4 * SYNOR))
     reversal = ledger.post(Reverse("charge-1:reverse", "charge-1"))
     assert reversal.kind is TransferKind.REVERSAL
     assert reversal.ref == "charge-1"
@@ -275,11 +248,7 @@ def test_balances_as_of_a_time_and_statements(ledger: LedgerService, clock: Fixe
     start = clock.now()
     deposit(ledger, "dep-1", 10 * SYNOR)
     clock.advance(timedelta(days=1))
-    ledger.post(
-        Transfer.between(
-            "charge-1", debit="customer:acct_1:prepaid", credit="revenue:compute", amount=4 * SYNOR
-        )
-    )
+    ledger.post(spend("charge-1", 4 * SYNOR))
     clock.advance(timedelta(days=1))
     deposit(ledger, "dep-2", 1 * SYNOR)
 
@@ -324,21 +293,9 @@ def test_check_is_green_after_a_mixed_history(ledger: LedgerService) -> None:
     deposit(ledger, "dep-1", 10 * SYNOR)
     ledger.post_batch(
         [
-            Transfer.between(
-                "hold",
-                debit="customer:acct_1:prepaid",
-                credit="revenue:compute",
-                amount=2,
-                pending=True,
-            ),
+            spend("hold", 2, pending=True),
             PostPending("hold:post", "hold"),
-            Transfer.between(
-                "hold2",
-                debit="customer:acct_1:prepaid",
-                credit="revenue:compute",
-                amount=2,
-                pending=True,
-            ),
+            spend("hold2", 2, pending=True),
             VoidPending("hold2:void", "hold2"),
             Transfer.between(
                 "c", debit="customer:acct_1:receivable", credit="revenue:storage", amount=9

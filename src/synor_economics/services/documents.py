@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from synor_economics.domain.catalog import Catalog, PriceRow, Resource
-from synor_economics.domain.errors import MoneyError
+from synor_economics.domain.errors import LedgerError
 from synor_economics.domain.ledger import TransferRecord
 from synor_economics.domain.ledger_audit import AuditReport
 from synor_economics.domain.money import format_synor
@@ -124,7 +124,7 @@ def parse_cursor(text: str) -> tuple[int, int]:
     """A statement cursor ``"seq:leg"`` (as ``next_before`` gives it) as a tuple."""
     seq, _, leg = text.partition(":")
     if not (seq.isdigit() and leg.isdigit()):
-        raise MoneyError(f"cursor {text!r} must look like 123:0")
+        raise LedgerError("invalid_cursor", f"cursor {text!r} must look like 123:0")
     return int(seq), int(leg)
 
 
