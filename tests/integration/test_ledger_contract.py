@@ -307,3 +307,22 @@ def test_check_is_green_after_a_mixed_history(ledger: LedgerService) -> None:
     assert report.ok, report.violations
     assert report.transfers == 7
     assert report.total_debits == report.total_credits
+
+
+def test_two_writers_on_one_ledger_never_use_stale_balances(
+    ledger: LedgerService, clock: FixedClock
+) -> None:
+    # Each service keeps the accounts its last batch touched; the other's writes must make it
+    # reload them, or a floor would be checked against an old balance.
+    other = LedgerService(ledger.uow, clock)
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    other.post(spend("spend-1", 6 * SYNOR))
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(spend("spend-2", 5 * SYNOR))  # only 4 left, whatever ledger cached
+    assert raised.value.code == "floor_exceeded"
+    ledger.post(spend("spend-3", 4 * SYNOR))
+    with pytest.raises(LedgerError):
+        other.post(spend("spend-4", 1))
+    assert balance(ledger, "customer:acct_1:prepaid") == 0
+    assert balance(other, "revenue:compute") == 10 * SYNOR
+    assert ledger.check().ok

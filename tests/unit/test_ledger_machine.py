@@ -1019,3 +1019,20 @@ def test_random_command_sequences_keep_the_ledger_consistent(
     if not more:
         assert totals(m) == before  # nothing applied, nothing moved
     assert audit(stored(m), history + more).ok
+
+
+def test_code_and_memo_are_bounded_text() -> None:
+    m = make_machine()
+    too_long_code = Transfer.between(
+        "t1", debit=RECEIVABLE, credit=REVENUE, amount=5, code="c" * 101
+    )
+    rejected(m.apply(too_long_code, 1), "invalid_code")
+    too_long_memo = Transfer.between(
+        "t2", debit=RECEIVABLE, credit=REVENUE, amount=5, memo="m" * 2001
+    )
+    rejected(m.apply(too_long_memo, 1), "invalid_memo")
+    applied(
+        m.apply(
+            Transfer.between("t3", debit=RECEIVABLE, credit=REVENUE, amount=5, code="c" * 100), 1
+        )
+    )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -36,6 +36,12 @@ from synor_economics.domain.errors import LedgerError
 
 MAX_AMOUNT = 10**36 - 1
 """Largest amount of one entry: 10^18 SYNOR. Far above any supply, far below NUMERIC(78) limits."""
+
+MAX_CODE = 100
+"""Longest transfer code ("invoice.finalize"): a short machine-readable label."""
+
+MAX_MEMO = 2000
+"""Longest memo: a human note, not a document store."""
 
 _ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9_.:\-]{0,199}")
 _TRANSFER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,199}")
@@ -403,7 +409,13 @@ class LedgerMachine:
     def _plan(self, command: Command) -> tuple[TransferKind, str | None, tuple[Entry, ...]]:
         """Validate a command and work out the kind, reference and entries it writes."""
         _check_transfer_id(command.id)
+        if not isinstance(command.memo, str) or len(command.memo) > MAX_MEMO:
+            raise LedgerError("invalid_memo", f"memo must be text of at most {MAX_MEMO} characters")
         if isinstance(command, Transfer):
+            if not isinstance(command.code, str) or len(command.code) > MAX_CODE:
+                raise LedgerError(
+                    "invalid_code", f"code must be text of at most {MAX_CODE} characters"
+                )
             self._check_entries(command.entries)
             kind = TransferKind.PENDING if command.pending else TransferKind.POSTED
             return kind, None, command.entries
@@ -548,19 +560,3 @@ def _check_transfer_id(transfer_id: str) -> None:
             "invalid_transfer_id",
             f"transfer id {transfer_id!r} must be 1-200 chars of A-Z a-z 0-9 _ . : - /",
         )
-
-
-def transfer_kind_moves(kind: TransferKind) -> bool:
-    """Whether a transfer of this kind changes posted balances."""
-    return kind in (TransferKind.POSTED, TransferKind.POST_PENDING, TransferKind.REVERSAL)
-
-
-def entry_pending(kind: TransferKind) -> bool:
-    return kind is TransferKind.PENDING
-
-
-def sum_entries(entries: Sequence[Entry]) -> tuple[int, int]:
-    """(debits, credits) of a list of entries."""
-    debits = sum(e.amount for e in entries if e.side is Side.DEBIT)
-    credits = sum(e.amount for e in entries if e.side is Side.CREDIT)
-    return debits, credits
