@@ -326,3 +326,23 @@ def test_two_writers_on_one_ledger_never_use_stale_balances(
     assert balance(ledger, "customer:acct_1:prepaid") == 0
     assert balance(other, "revenue:compute") == 10 * SYNOR
     assert ledger.check().ok
+
+
+def test_a_cache_made_stale_by_another_writer_is_not_revived(
+    ledger: LedgerService, clock: FixedClock
+) -> None:
+    # ledger caches the prepaid account; other spends from it; ledger then posts a batch that
+    # does not touch it. The cache must not come back to life with the old prepaid balance.
+    other = LedgerService(ledger.uow, clock)
+    deposit(ledger, "dep-1", 10 * SYNOR)
+    other.post(spend("spend-1", 8 * SYNOR))
+    ledger.post(
+        Transfer.between(
+            "unrelated", debit="customer:acct_1:receivable", credit="revenue:storage", amount=1
+        )
+    )
+    with pytest.raises(LedgerError) as raised:
+        ledger.post(spend("spend-2", 5 * SYNOR))  # 2 left, not the 10 ledger once saw
+    assert raised.value.code == "floor_exceeded"
+    assert balance(ledger, "customer:acct_1:prepaid") == 2 * SYNOR
+    assert ledger.check().ok

@@ -95,10 +95,14 @@ class AccountCache:
         self.accounts: dict[str, Account] = {}
 
     def valid_at(self, head_seq: int) -> dict[str, Account]:
-        return self.accounts if head_seq == self.seq else {}
+        """The cached accounts if the ledger is still at ``seq``; otherwise every one of them
+        may be stale, so the cache is emptied (and refilled by ``absorb``)."""
+        if head_seq != self.seq:
+            self.accounts = {}
+        return self.accounts
 
     def absorb(self, accounts: dict[str, Account], seq: int) -> None:
-        if self.seq != seq and len(self.accounts) + len(accounts) > self.LIMIT:
+        if len(self.accounts) + len(accounts) > self.LIMIT:
             self.accounts = {}
         self.accounts.update(accounts)
         self.seq = seq
