@@ -31,7 +31,7 @@ from synor_economics.domain.ledger import (
     accounts_named,
     referenced_id,
 )
-from synor_economics.domain.ledger_audit import AuditReport, LedgerAuditor
+from synor_economics.domain.ledger_audit import AuditReport, audit
 from synor_economics.ports import Clock, LedgerRepository, UnitOfWork
 from synor_economics.services.time import to_us
 
@@ -204,7 +204,7 @@ class LedgerService:
         return outcome.record
 
     def account(self, account_id: str, *, as_of: datetime | None = None) -> AccountView:
-        views = [v for v in self._views({account_id}, as_of) if v.spec.id == account_id]
+        views = self._views({account_id}, as_of)
         if not views:
             raise LedgerError("unknown_account", f"account {account_id} does not exist")
         return views[0]
@@ -249,10 +249,7 @@ class LedgerService:
         with self.uow.read() as tx:
             repo = tx.ledger
             accounts = {a.spec.id: (a.spec, a.balance) for a in repo.all_accounts()}
-            auditor = LedgerAuditor(accounts)
-            for record, entries in _history(repo):
-                auditor.feed(record, entries)
-        return auditor.finish()
+            return audit(accounts, _history(repo))
 
 
 def _posted_only(net: int) -> Balance:
