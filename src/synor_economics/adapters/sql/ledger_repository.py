@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, tuple_
 
@@ -26,6 +26,8 @@ from synor_economics.domain.ledger import (
     TransferKind,
     TransferRecord,
 )
+
+_T = TypeVar("_T")
 
 _CHUNK = 2000
 """Ids per IN list: well under SQLite's 32766 and PostgreSQL's 65535 parameters."""
@@ -44,7 +46,8 @@ def _among(column: ColumnElement[Any], values: list[Any], dialect: str) -> Colum
     return column.in_(values)
 
 
-def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
+def _chunks(ids: Collection[_T]) -> Iterator[list[_T]]:
+    """Lists of at most ``_CHUNK`` items, for IN lists every driver accepts."""
     items = list(ids)
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -202,13 +205,11 @@ class SqlLedgerRepository:
 
     def _entries_by_seq(self, seqs: Sequence[int]) -> dict[int, tuple[Entry, ...]]:
         grouped: dict[int, list[Entry]] = defaultdict(list)
-        for start in range(0, len(seqs), _CHUNK):
+        for chunk in _chunks(seqs):
             query = (
                 select(*_ENTRY_COLUMNS)
                 .join(ledger_accounts, ledger_accounts.c.num == ledger_entries.c.account_num)
-                .where(
-                    _among(ledger_entries.c.seq, list(seqs[start : start + _CHUNK]), self._dialect)
-                )
+                .where(_among(ledger_entries.c.seq, chunk, self._dialect))
                 .order_by(ledger_entries.c.seq, ledger_entries.c.leg)
             )
             for row in self.conn.execute(query):
@@ -353,12 +354,9 @@ class SqlLedgerRepository:
     def _records_by_seq(self, seqs: Sequence[int]) -> dict[int, TransferRecord]:
         entries = self._entries_by_seq(seqs)
         records: dict[int, TransferRecord] = {}
-        for start in range(0, len(seqs), _CHUNK):
-            chunk = seqs[start : start + _CHUNK]
+        for chunk in _chunks(seqs):
             for row in self.conn.execute(
-                select(ledger_transfers).where(
-                    _among(ledger_transfers.c.seq, list(chunk), self._dialect)
-                )
+                select(ledger_transfers).where(_among(ledger_transfers.c.seq, chunk, self._dialect))
             ):
                 records[row.seq] = _record(row, entries.get(row.seq, ()))
         return records
