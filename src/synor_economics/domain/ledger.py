@@ -198,6 +198,9 @@ class TransferKind(StrEnum):
     REVERSAL = "reversal"
 
 
+_POSTED_KIND = TransferKind.POSTED
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """A request to move money: balanced entries, posted now or reserved as pending."""
@@ -489,52 +492,76 @@ class LedgerMachine:
         entries: tuple[Entry, ...],
     ) -> Outcome:
         w = self.w
-        involved = [w.accounts[entry[0]] for entry in entries]
-        nets = []
-        for account, entry in zip(involved, entries, strict=True):
-            balance = account.balance
-            move_balance(balance, entry, kind)
-            nets.append(balance.debits_posted - balance.credits_posted)  # running, leg by leg
-        broken = self._floor_breach(involved, entries, kind)
+        accounts = w.accounts
+        involved = [accounts[entry[0]] for entry in entries]
+        nets = _move_all(involved, entries, kind)
+        broken = None if kind is TransferKind.VOID_PENDING else _floor_breach(involved, entries)
         if broken is not None:
-            for account, entry in zip(involved, entries, strict=True):
-                move_balance(account.balance, entry, kind, undo=True)
+            _move_all(involved, entries, kind, undo=True)
             return Rejected(command.id, broken)
         w.last_seq += 1
         w.last_ts_us = max(now_us, w.last_ts_us + 1)
-        code = command.code if isinstance(command, Transfer) else ""
+        code = command.code if type(command) is Transfer else ""
         record = TransferRecord(
             w.last_seq, command.id, kind, w.last_ts_us, entries, ref, code, command.memo, digest
         )
         w.known[command.id] = record
         if ref is not None:
             w.resolved.add(ref)
-        w.touched.update([entry[0] for entry in entries])
-        return Applied(record, tuple(nets))
+        touched = w.touched
+        for entry in entries:
+            touched.add(entry[0])
+        return Applied(record, nets)
 
-    def _floor_breach(
-        self, involved: list[Account], entries: tuple[Entry, ...], kind: TransferKind
-    ) -> LedgerError | None:
-        """A floor may only stop a movement that lowers an account's available balance."""
-        if kind is TransferKind.VOID_PENDING:
-            return None
+
+def _move_all(
+    involved: list[Account], entries: tuple[Entry, ...], kind: TransferKind, *, undo: bool = False
+) -> tuple[int, ...]:
+    """Move every entry's account, leg by leg; return each account's posted net right after its
+    leg (an account on two legs shows two running figures).
+
+    Plain posted transfers, nearly all of them, take an inline path: this loop runs for every
+    entry the ledger ever posts.
+    """
+    if kind is not _POSTED_KIND or undo:
+        nets = []
         for account, entry in zip(involved, entries, strict=True):
-            spec = account.spec
-            if spec.floor is None or entry.side == spec.normal:
-                continue  # no floor, or this entry raises the balance
-            after = account.balance.available(spec.normal)
-            if after < spec.floor:
-                return LedgerError(
-                    "floor_exceeded",
-                    f"account {spec.id} would fall to {after}, below its floor {spec.floor}",
-                )
-        return None
+            balance = account.balance
+            move_balance(balance, entry, kind, undo=undo)
+            nets.append(balance.debits_posted - balance.credits_posted)
+        return tuple(nets)
+    nets = []
+    for account, (_, side, amount) in zip(involved, entries, strict=True):
+        balance = account.balance
+        if side is _DEBIT:
+            balance.debits_posted += amount
+        else:
+            balance.credits_posted += amount
+        nets.append(balance.debits_posted - balance.credits_posted)
+    return tuple(nets)
+
+
+def _floor_breach(involved: list[Account], entries: tuple[Entry, ...]) -> LedgerError | None:
+    """A floor may only stop a movement that lowers an account's available balance (a void,
+    which only releases a reservation, is never checked)."""
+    for account, entry in zip(involved, entries, strict=True):
+        spec = account.spec
+        floor = spec.floor
+        if floor is None or entry[1] is spec.normal:
+            continue  # no floor, or this entry raises the balance
+        after = account.balance.available(spec.normal)
+        if after < floor:
+            return LedgerError(
+                "floor_exceeded",
+                f"account {spec.id} would fall to {after}, below its floor {floor}",
+            )
+    return None
 
 
 def move_balance(balance: Balance, entry: Entry, kind: TransferKind, *, undo: bool = False) -> None:
     """Apply (or, with ``undo``, take back) one entry's effect on the four running totals."""
     amount = -entry.amount if undo else entry.amount
-    debit = entry.side == _DEBIT
+    debit = entry.side is _DEBIT
     if kind is TransferKind.PENDING:
         if debit:
             balance.debits_pending += amount
