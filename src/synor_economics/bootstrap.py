@@ -46,6 +46,7 @@ def build(settings: Settings | None = None) -> System:
     from synor_economics.catalog import load_catalog, load_default_catalog
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
+    from synor_economics.services.usage import UsageService
 
     settings = settings or Settings()
     engine = make_engine(settings.effective_database_url)
@@ -56,9 +57,11 @@ def build(settings: Settings | None = None) -> System:
         load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
     )
     clock = SystemClock()
+    uow = SqlUnitOfWork(engine)
     return System(
-        ledger=LedgerService(SqlUnitOfWork(engine), clock),
+        ledger=LedgerService(uow, clock),
         catalog=CatalogService(catalog),
+        usage=UsageService(uow, clock, catalog),
         schema=schema,
         settings=describe_settings(settings),
         serve_address=(settings.host, settings.port),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from synor_economics.domain.ledger import (
@@ -20,6 +21,8 @@ from synor_economics.domain.ledger import (
     EntryRecord,
     TransferRecord,
 )
+from synor_economics.domain.meters import Level
+from synor_economics.domain.usage import DeadLetter, UsageEvent
 
 
 class Clock(Protocol):
@@ -101,3 +104,70 @@ class UnitOfWork(Protocol):
     def write(self) -> AbstractContextManager[Transaction]: ...
 
     def read(self) -> AbstractContextManager[Transaction]: ...
+
+
+EventKey = tuple[str, str]
+"""(account, event id): what usage dedup is keyed on."""
+
+HourKey = tuple[str, str, int]
+"""(account, resource, hour start in µs): one hourly rollup."""
+
+GaugeKey = tuple[str, str, str]
+"""(account, resource, subject): one gauge's level."""
+
+
+class UsageRepository(Protocol):
+    """Storage of usage: events (unique per account and id), hourly rollups, gauge levels and
+    dead letters. Writes happen inside ``UsageUnitOfWork.write``, which serialises writers."""
+
+    def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
+        """The body fingerprints of the events already stored under these keys."""
+        ...
+
+    def add_events(self, events: Sequence[UsageEvent], *, received_us: int, source: str) -> None:
+        """Store new events (keys not yet stored)."""
+        ...
+
+    def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
+        """For a gauge key: the level of the last stored event at or before ``ts_us`` (latest
+        arrival among equal times), and the time of the first stored event after it."""
+        ...
+
+    def hourly(self, keys: Collection[HourKey]) -> dict[HourKey, tuple[Decimal, int]]:
+        """Stored rollups (quantity, events) for these keys."""
+        ...
+
+    def save_hourly(self, rows: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+        """Insert or replace these rollups."""
+        ...
+
+    def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
+        """The open segment (latest level and its start) of these gauge keys."""
+        ...
+
+    def save_open_gauges(self, rows: Mapping[GaugeKey, Level]) -> None: ...
+
+    def add_rejections(self, rows: Sequence[DeadLetter]) -> None: ...
+
+    def period_totals(self, account: str, start_us: int, end_us: int) -> dict[str, Decimal]:
+        """Σ of an account's hourly rollups in ``[start_us, end_us)``, per resource."""
+        ...
+
+    def account_open_gauges(self, account: str) -> dict[GaugeKey, Level]: ...
+
+    def dead_letters(self, *, limit: int, before: int | None) -> list[DeadLetter]:
+        """Dead letters, newest first; only those with ``seq < before`` when given."""
+        ...
+
+
+class UsageTransaction(Protocol):
+    @property
+    def usage(self) -> UsageRepository: ...
+
+
+class UsageUnitOfWork(Protocol):
+    """Transactions over usage storage (the SQL unit of work provides both ledger and usage)."""
+
+    def write(self) -> AbstractContextManager[UsageTransaction]: ...
+
+    def read(self) -> AbstractContextManager[UsageTransaction]: ...

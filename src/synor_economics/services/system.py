@@ -10,6 +10,7 @@ from typing import Protocol
 from synor_economics import __version__
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
+from synor_economics.services.usage import UsageService
 
 
 class Schema(Protocol):
@@ -46,6 +47,7 @@ class System:
 
     ledger: LedgerService
     catalog: CatalogService
+    usage: UsageService
     schema: Schema
     settings: tuple[Setting, ...]
     serve_address: tuple[str, int]

@@ -8,6 +8,7 @@ amounts: balances are kept running, per entry and per account, so reads never ag
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -121,3 +123,88 @@ ledger_entries = Table(
 
 IMMUTABLE_TABLES = ("ledger_transfers", "ledger_entries")
 """Tables whose rows are never updated or deleted; triggers in the migration enforce it."""
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal of any size (quantities, meter totals): unconstrained NUMERIC on
+    PostgreSQL, TEXT on SQLite (whose REAL would round). Written in plain notation, never with
+    an exponent, so the text sorts and reads as the number it is."""
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value if dialect.name == "postgresql" else format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+# Usage (SPEC §2, §3). Events are kept as received, deduplicated on (account, event_id) by a
+# unique constraint in the same transaction that counts them. Rollups are derived: hourly totals
+# per (account, resource), and the open segment of each gauge key.
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("resource", String(100), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("operator", String(200), nullable=False),
+    Column("meta", Text, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("source", String(10), nullable=False),
+    UniqueConstraint("account", "event_id", name="uq_usage_events_account_event_id"),
+    Index("ix_usage_events_gauge", "account", "resource", "subject", "ts_us"),
+)
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("resource", String(100), primary_key=True),
+    Column("hour_us", BigInteger, primary_key=True),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("events", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Counters: Σ quantity of the hour's events. Gauges: ∫ level dt over the hour's closed
+segments, in event-unit·seconds (the open segment is in ``usage_gauges``)."""
+
+usage_gauges = Table(
+    "usage_gauges",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("resource", String(100), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("level", ExactDecimal(), nullable=False),
+    Column("since_us", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+"""Each gauge key's latest level and when it was set: the segment not yet closed into hours."""
+
+usage_rejections = Table(
+    "usage_rejections",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("received_us", BigInteger, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+"""Dead letters: every rejected or conflicting event, with its reason and the body as received."""

@@ -9,21 +9,27 @@ from sqlalchemy import Connection, Engine, text
 
 from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
+from synor_economics.adapters.sql.usage_repository import SqlUsageRepository
 
 LEDGER_LOCK_KEY = 0x53594E4F52
 """PostgreSQL advisory lock key ("SYNOR") that serialises ledger writers across processes."""
 
 
 class SqlTransaction:
-    """A transaction's repositories. Later issues add usage, invoices, ... beside ``ledger``."""
+    """A transaction's repositories: the ledger and usage (later: invoices, ...)."""
 
     def __init__(self, conn: Connection) -> None:
         self.connection = conn
         self._ledger = SqlLedgerRepository(conn)
+        self._usage = SqlUsageRepository(conn)
 
     @property
     def ledger(self) -> SqlLedgerRepository:
         return self._ledger
+
+    @property
+    def usage(self) -> SqlUsageRepository:
+        return self._usage
 
 
 class SqlUnitOfWork:

@@ -1,0 +1,284 @@
+"""Usage events (SPEC §2): what a producer sends, validated strictly, and what each one became.
+
+Validation is the same whichever way an event arrives (HTTP, stream, file): :func:`parse_event`
+takes the decoded JSON object and either returns a :class:`UsageEvent` or raises
+:class:`EventError` naming the field and the reason. Nothing here touches storage; dedup on
+``(account, id)`` is the ingest service's job, and compares :attr:`UsageEvent.fingerprint`.
+
+Choices where the contract is silent (also in ``docs/decisions.md``):
+
+* ids are 1–200 characters of ``A-Z a-z 0-9 _ . : - /`` (UUIDs, ULIDs, ``evt_…`` all fit);
+  accounts, subjects and operators 1–200 printable characters without spaces or control codes;
+* quantities are plain decimal strings (a JSON number is refused: it may have been a float on
+  the way) with at most 30 integer digits and 18 decimals;
+* ``ts`` is RFC 3339 in UTC (``Z`` or ``+00:00``) with at most microsecond precision;
+* ``meta`` is a flat object of at most 32 keys whose values are strings, integers, booleans or
+  null; it is kept, compared for conflicts, and never priced;
+* two copies are "the same body" when their values are equal once parsed (``"7200"`` and
+  ``"7200.0"``, ``Z`` and ``+00:00`` are the same), so a retry through another client is a
+  duplicate, not a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from synor_economics.domain.catalog import MeterKind, Resource
+from synor_economics.domain.errors import SynorError
+
+MAX_BATCH = 10_000
+"""Events one request may carry (SPEC-level limit of the HTTP face, kept for every face)."""
+
+MAX_LATE_US = 35 * 86_400 * 1_000_000
+"""Events may arrive up to 35 days after their time (SPEC §2)."""
+
+MAX_EARLY_US = 5 * 60 * 1_000_000
+"""Events more than 5 minutes in the future are refused (SPEC §2)."""
+
+_EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,199}")
+_NAME = re.compile(r"[\x21-\x7e]{1,200}")
+_QUANTITY = re.compile(r"(-?)([0-9]{1,30})(?:\.([0-9]{1,18}))?")
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,6}))?([Zz]|\+00:00)"
+)
+_FIELDS = frozenset({"id", "account", "resource", "quantity", "ts", "subject", "operator", "meta"})
+_MAX_META_KEYS = 32
+_MAX_META_TEXT = 256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EventError(SynorError, ValueError):
+    """An event that does not validate: ``field`` names what is wrong, ``reason`` says how."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class EventStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """New, counted."""
+    DUPLICATE = "duplicate"
+    """Seen before with the same body: nothing changed."""
+    CONFLICT = "conflict"
+    """Seen before with a different body: the first copy stands, this one is recorded."""
+    REJECTED = "rejected"
+    """Invalid: not counted, recorded with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """A validated usage event. ``quantity`` is in the resource's event unit; ``meta`` is its
+    canonical JSON text ("" when absent)."""
+
+    account: str
+    id: str
+    resource: str
+    quantity: Decimal
+    ts_us: int
+    subject: str = ""
+    operator: str = ""
+    meta: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What dedup is keyed on: the id is unique per account."""
+        return (self.account, self.id)
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the body, to tell a retry (same body) from a conflict (different body)."""
+        quantity = format(self.quantity.normalize(), "f")
+        text = "\x1f".join(
+            (self.resource, quantity, str(self.ts_us), self.subject, self.operator, self.meta)
+        )
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What became of one event of a batch, by its position in the batch."""
+
+    index: int
+    id: str
+    status: EventStatus
+    field: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected or conflicting event, kept with its reason and its body as received, so that
+    nothing is dropped silently. ``seq`` and ``received_us`` are set by storage."""
+
+    status: EventStatus
+    account: str
+    event_id: str
+    field: str
+    reason: str
+    body: str
+    source: str
+    received_us: int
+    seq: int = 0
+
+
+def parse_event(raw: object, resources: Mapping[str, Resource], now_us: int) -> UsageEvent:
+    """Validate one decoded event against the price book's resources and the time window."""
+    if not isinstance(raw, Mapping):
+        raise EventError("event", f"must be a JSON object, got {_json_type(raw)}")
+    unknown = sorted(str(key) for key in raw if key not in _FIELDS)
+    if unknown:
+        raise EventError(unknown[0], "unknown field")
+    event_id = _text(raw, "id", _EVENT_ID, "1-200 chars of A-Z a-z 0-9 _ . : - /")
+    account = _text(raw, "account", _NAME, "1-200 printable characters, no spaces")
+    resource = _resource(raw, resources)
+    quantity = _quantity(raw.get("quantity"), resource)
+    ts_us = _timestamp(raw.get("ts"), now_us)
+    subject = _optional_text(raw, "subject")
+    if resource.meter is MeterKind.GAUGE and not subject:
+        raise EventError("subject", f"is required: {resource.id} is a gauge")
+    return UsageEvent(
+        account=account,
+        id=event_id,
+        resource=resource.id,
+        quantity=quantity,
+        ts_us=ts_us,
+        subject=subject,
+        operator=_optional_text(raw, "operator"),
+        meta=_meta(raw.get("meta")),
+    )
+
+
+def event_id_of(raw: object) -> str:
+    """The id of a raw event as far as it can be read, for reporting a rejected one."""
+    if isinstance(raw, Mapping):
+        value = raw.get("id")
+        if isinstance(value, str):
+            return value[:200]
+    return ""
+
+
+def account_of(raw: object) -> str:
+    """The account of a raw event as far as it can be read (for the dead-letter record)."""
+    if isinstance(raw, Mapping):
+        value = raw.get("account")
+        if isinstance(value, str):
+            return value[:200]
+    return ""
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _text(raw: Mapping[str, Any], field: str, pattern: re.Pattern[str], rule: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        raise EventError(field, "is required")
+    if not isinstance(value, str):
+        raise EventError(field, f"must be a string, got {_json_type(value)}")
+    if not pattern.fullmatch(value):
+        raise EventError(field, f"must be {rule}: {value[:60]!r}")
+    return value
+
+
+def _optional_text(raw: Mapping[str, Any], field: str) -> str:
+    if raw.get(field) is None:
+        return ""
+    return _text(raw, field, _NAME, "1-200 printable characters, no spaces")
+
+
+def _resource(raw: Mapping[str, Any], resources: Mapping[str, Resource]) -> Resource:
+    value = raw.get("resource")
+    if value is None:
+        raise EventError("resource", "is required")
+    if not isinstance(value, str):
+        raise EventError("resource", f"must be a string, got {_json_type(value)}")
+    found = resources.get(value)
+    if found is None:
+        raise EventError("resource", f"unknown resource {value[:60]!r}")
+    return found
+
+
+def _quantity(value: object, resource: Resource) -> Decimal:
+    if value is None:
+        raise EventError("quantity", "is required")
+    if not isinstance(value, str):
+        raise EventError(
+            "quantity", f'must be a decimal string like "7200", got {_json_type(value)}'
+        )
+    found = _QUANTITY.fullmatch(value)
+    if found is None:
+        raise EventError(
+            "quantity",
+            f"must be plain decimal notation, at most 30 digits and 18 decimals: {value[:60]!r}",
+        )
+    quantity = Decimal(value)
+    if found[1] and quantity != 0 and not resource.allows_corrections:
+        raise EventError("quantity", f"must not be negative: {resource.id} allows no corrections")
+    return quantity
+
+
+def _timestamp(value: object, now_us: int) -> int:
+    if value is None:
+        raise EventError("ts", "is required")
+    if not isinstance(value, str):
+        raise EventError("ts", f"must be an RFC 3339 string, got {_json_type(value)}")
+    found = _TIMESTAMP.fullmatch(value)
+    if found is None:
+        raise EventError("ts", f"must be RFC 3339 in UTC like 2026-11-03T10:00:00Z: {value[:60]!r}")
+    year, month, day, hour, minute, second = (int(part) for part in found.groups()[:6])
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as error:
+        raise EventError("ts", f"is not a real date and time: {error}") from None
+    delta = moment - _EPOCH
+    ts_us = (delta.days * 86_400 + delta.seconds) * 1_000_000
+    ts_us += int((found[7] or "").ljust(6, "0") or "0")
+    if ts_us > now_us + MAX_EARLY_US:
+        raise EventError("ts", "is more than 5 minutes in the future")
+    if ts_us < now_us - MAX_LATE_US:
+        raise EventError("ts", "is more than 35 days in the past; too late to be counted")
+    return ts_us
+
+
+def _meta(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, Mapping):
+        raise EventError("meta", f"must be a JSON object, got {_json_type(value)}")
+    if len(value) > _MAX_META_KEYS:
+        raise EventError("meta", f"has {len(value)} keys; at most {_MAX_META_KEYS}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64:
+            raise EventError("meta", f"keys must be strings of 1-64 chars: {key!r}")
+        if isinstance(item, str):
+            if len(item) > _MAX_META_TEXT:
+                raise EventError(f"meta.{key}", f"is longer than {_MAX_META_TEXT} characters")
+        elif item is not None and not isinstance(item, bool | int):
+            raise EventError(
+                f"meta.{key}", f"must be a string, integer, boolean or null, got {_json_type(item)}"
+            )
+    if not value:
+        return ""
+    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

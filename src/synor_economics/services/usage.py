@@ -1,0 +1,249 @@
+"""Metering use cases: ingest usage events exactly once, and read period-to-date usage.
+
+Every face (HTTP, stream worker, file backfill) hands decoded events to :meth:`UsageService.ingest`,
+so validation, dedup and rollups are the same however an event arrives. Dedup is a lookup of the
+batch's ``(account, id)`` keys inside the write transaction that stores the new events and adds
+them to the rollups: an event is counted if and only if its row is committed, and the unique
+constraint on the key backs the lookup up. There is no "claim first, write later" window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+
+from synor_economics.domain.catalog import Catalog, MeterKind, Resource
+from synor_economics.domain.meters import (
+    EXACT,
+    GaugeChange,
+    Level,
+    gauge_insert,
+    hour_of,
+    open_segment,
+)
+from synor_economics.domain.money import decimal_text
+from synor_economics.domain.usage import (
+    DeadLetter,
+    EventError,
+    EventOutcome,
+    EventStatus,
+    UsageEvent,
+    account_of,
+    event_id_of,
+    parse_event,
+)
+from synor_economics.ports import Clock, GaugeKey, HourKey, UsageRepository, UsageUnitOfWork
+from synor_economics.services.time import to_us
+
+SOURCES = ("http", "stream", "file", "client")
+"""Where events come from; recorded with each event and dead letter."""
+
+_MAX_BODY = 65_536
+"""Longest dead-letter body kept, in characters (a rejected event is kept whole up to this)."""
+
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+class PeriodError(ValueError):
+    """A billing period that is not ``YYYY-MM``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """One resource's usage in a period so far: the raw quantity (event units for a counter,
+    event-unit·seconds for a gauge) and what it comes to in price units."""
+
+    resource: Resource
+    raw: Decimal
+    billable: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    account: str
+    period: str
+    start: datetime
+    end: datetime
+    as_of: datetime
+    """Usage counted up to this moment (the end of the period once it is over)."""
+    resources: tuple[ResourceUsage, ...]
+
+    def billable_text(self, usage: ResourceUsage, places: int = 9) -> str:
+        """A billable quantity for reading (HALF_EVEN to ``places``); the raw one stays exact."""
+        return decimal_text(usage.billable, places)
+
+
+def month_bounds(period: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` as its half-open UTC interval ``[start, end)``."""
+    found = _PERIOD.fullmatch(period)
+    if found is None or not 1 <= int(found[2]) <= 12:
+        raise PeriodError(f"period must be a month like 2026-11, got {period!r}")
+    year, month = int(found[1]), int(found[2])
+    start = datetime(year, month, 1, tzinfo=UTC)
+    return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+class UsageService:
+    def __init__(self, uow: UsageUnitOfWork, clock: Clock, catalog: Catalog) -> None:
+        self.uow = uow
+        self.clock = clock
+        self.catalog = catalog
+
+    def ingest(self, raws: Sequence[object], *, source: str) -> list[EventOutcome]:
+        """Validate, deduplicate and count a batch; one outcome per event, in order. Good
+        events are kept even when others in the batch are bad."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}")
+        intake = _Intake(source, to_us(self.clock.now()))
+        valid: list[tuple[int, UsageEvent, object]] = []
+        for index, raw in enumerate(raws):
+            try:
+                valid.append((index, parse_event(raw, self.catalog.resources, intake.now_us), raw))
+            except EventError as error:
+                intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
+        with self.uow.write() as tx:
+            fresh = _dedup(tx.usage, valid, intake)
+            _count(tx.usage, fresh, self.catalog, received_us=intake.now_us, source=source)
+            tx.usage.add_rejections(intake.letters)
+        return [intake.outcomes[index] for index in range(len(raws))]
+
+    def period_usage(self, account: str, period: str) -> PeriodUsage:
+        """An account's usage in a month, counted up to now (or to the month's end)."""
+        start, end = month_bounds(period)
+        now = self.clock.now()
+        start_us, end_us = to_us(start), to_us(end)
+        as_of_us = max(start_us, min(to_us(now), end_us))
+        with self.uow.read() as tx:
+            totals = tx.usage.period_totals(account, start_us, end_us)
+            gauges = tx.usage.account_open_gauges(account)
+        for (_, resource_id, _), latest in gauges.items():
+            extra = open_segment(latest, start_us, as_of_us)
+            if extra:
+                totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
+        seconds = (end_us - start_us) // 1_000_000
+        rows = []
+        for resource_id in sorted(totals):
+            resource = self.catalog.resources.get(resource_id)
+            if resource is None:
+                continue  # a resource since removed from the price book: not billable here
+            raw = totals[resource_id]
+            rows.append(
+                ResourceUsage(resource, raw, resource.billable_quantity(Fraction(raw), seconds))
+            )
+        return PeriodUsage(
+            account=account,
+            period=period,
+            start=start,
+            end=end,
+            as_of=min(max(now, start), end),
+            resources=tuple(rows),
+        )
+
+    def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        with self.uow.read() as tx:
+            return tx.usage.dead_letters(limit=limit, before=before)
+
+
+def _count(
+    repo: UsageRepository,
+    events: list[UsageEvent],
+    catalog: Catalog,
+    *,
+    received_us: int,
+    source: str,
+) -> None:
+    """Store new events and add them to the hourly rollups and gauge levels."""
+    deltas: dict[HourKey, tuple[Decimal, int]] = {}
+    counters = [e for e in events if catalog.resources[e.resource].meter is MeterKind.COUNTER]
+    gauges = [e for e in events if catalog.resources[e.resource].meter is MeterKind.GAUGE]
+    repo.add_events(counters, received_us=received_us, source=source)
+    for event in counters:
+        _add(deltas, (event.account, event.resource, hour_of(event.ts_us)), event.quantity, 1)
+    opened = repo.open_gauges({(e.account, e.resource, e.subject) for e in gauges})
+    changed: dict[GaugeKey, Level] = {}
+    for event in gauges:
+        gauge = (event.account, event.resource, event.subject)
+        previous, next_ts = repo.gauge_neighbours(gauge, event.ts_us)
+        change: GaugeChange = gauge_insert(
+            Level(event.ts_us, event.quantity), previous, next_ts, opened.get(gauge)
+        )
+        repo.add_events([event], received_us=received_us, source=source)
+        for bucket, delta in change.hourly.items():
+            _add(deltas, (event.account, event.resource, bucket), delta, 0)
+        _add(deltas, (event.account, event.resource, hour_of(event.ts_us)), Decimal(0), 1)
+        if change.open is not None:
+            opened[gauge] = changed[gauge] = change.open
+    stored = repo.hourly(deltas.keys())
+    for key, (quantity, count) in deltas.items():
+        before, before_count = stored.get(key, (Decimal(0), 0))
+        deltas[key] = (EXACT.add(before, quantity), before_count + count)
+    repo.save_hourly(deltas)
+    repo.save_open_gauges(changed)
+
+
+def _add(
+    totals: dict[HourKey, tuple[Decimal, int]], key: HourKey, quantity: Decimal, n: int
+) -> None:
+    quantity_before, count_before = totals.get(key, (Decimal(0), 0))
+    totals[key] = (EXACT.add(quantity_before, quantity), count_before + n)
+
+
+@dataclass
+class _Intake:
+    """One batch's outcomes and dead letters as they are decided."""
+
+    source: str
+    now_us: int
+    outcomes: dict[int, EventOutcome] = field(default_factory=dict)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    def keep(self, index: int, event_id: str, status: EventStatus) -> None:
+        self.outcomes[index] = EventOutcome(index, event_id, status)
+
+    def refuse(self, index: int, raw: object, status: EventStatus, field: str, reason: str) -> None:
+        """Report a rejected or conflicting event and keep it as a dead letter, body and all."""
+        event_id = event_id_of(raw)
+        self.outcomes[index] = EventOutcome(index, event_id, status, field, reason)
+        try:
+            body = json.dumps(raw, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            body = repr(raw)
+        self.letters.append(
+            DeadLetter(
+                status=status,
+                account=account_of(raw),
+                event_id=event_id,
+                field=field,
+                reason=reason,
+                body=body[:_MAX_BODY],
+                source=self.source,
+                received_us=self.now_us,
+            )
+        )
+
+
+def _dedup(
+    repo: UsageRepository, valid: list[tuple[int, UsageEvent, object]], intake: _Intake
+) -> list[UsageEvent]:
+    """Sort a batch's valid events into new ones, duplicates and conflicts (against storage and
+    against earlier events of the same batch)."""
+    seen = repo.fingerprints({event.key for _, event, _ in valid})
+    fresh: list[UsageEvent] = []
+    for index, event, raw in valid:
+        digest = event.fingerprint
+        first = seen.get(event.key)
+        if first is None:
+            seen[event.key] = digest
+            fresh.append(event)
+            intake.keep(index, event.id, EventStatus.ACCEPTED)
+        elif first == digest:
+            intake.keep(index, event.id, EventStatus.DUPLICATE)
+        else:
+            reason = "this id was used before with a different body; the first copy stands"
+            intake.refuse(index, raw, EventStatus.CONFLICT, "id", reason)
+    return fresh
