@@ -9,11 +9,15 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from synor_economics.domain.errors import LedgerError, SynorError
 from synor_economics.domain.ledger import AccountKind
-from synor_economics.services import documents
+from synor_economics.domain.usage import MAX_BATCH
+from synor_economics.services import documents, usage_documents
 from synor_economics.services.system import System
+from synor_economics.services.usage import PeriodError
+from synor_economics.services.usage_input import BatchTooLargeError, InputError, decode_body
 
 _NOT_FOUND = {"not_found", "unknown_account"}
 
@@ -117,4 +121,71 @@ def create_app(system: System) -> FastAPI:
             status_code=200 if report.ok else 500, content=documents.audit_document(report)
         )
 
+    _usage_routes(app, system)
     return app
+
+
+_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+_EVENTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "One usage event (SPEC §2), a JSON array of them, or NDJSON "
+        f"(Content-Type: application/x-ndjson); at most {MAX_BATCH} events.",
+        "content": {
+            "application/json": {"schema": {"type": ["object", "array"]}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _usage_routes(app: FastAPI, system: System) -> None:
+    """Metering: ingest events, period usage, dead letters."""
+
+    @app.exception_handler(BatchTooLargeError)
+    async def _too_many(_request: Request, error: BatchTooLargeError) -> JSONResponse:
+        return _error(413, "too_many_events", str(error))
+
+    @app.exception_handler(InputError)
+    async def _malformed(_request: Request, error: InputError) -> JSONResponse:
+        return _error(400, "malformed", str(error))
+
+    @app.post("/v1/events", tags=["usage"], openapi_extra=_EVENTS_BODY)
+    async def ingest(request: Request) -> dict[str, Any]:
+        """Ingest usage events. Each is answered by its index: accepted, duplicate (same id and
+        body as before: counted once), conflict (same id, different body: the first copy
+        stands) or rejected (with the field and reason). Good events are kept even when others
+        in the batch are bad."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        events = decode_body(await request.body(), ndjson=kind in _NDJSON_TYPES)
+        outcomes = await run_in_threadpool(system.usage.ingest, events, source="http")
+        return usage_documents.ingest_document(outcomes)
+
+    @app.get("/v1/accounts/{account}/usage", tags=["usage"])
+    def usage(
+        account: str,
+        period: Annotated[
+            str | None, Query(description="Billing month, YYYY-MM (default: this month)")
+        ] = None,
+    ) -> dict[str, Any]:
+        """An account's usage in a billing period so far, per resource: the raw quantity
+        (exact) and the billable quantity in price units."""
+        month = period or datetime.now(UTC).strftime("%Y-%m")
+        try:
+            found = system.usage.period_usage(account, month)
+        except PeriodError as error:
+            raise RequestValidationError(
+                [{"loc": ("query", "period"), "msg": str(error), "type": "value_error"}]
+            ) from None
+        return usage_documents.usage_document(found)
+
+    @app.get("/v1/usage/dead-letters", tags=["usage"])
+    def dead_letters(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[
+            int | None, Query(ge=1, description="`next_before` of the previous page")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Rejected and conflicting events, newest first, with their reasons and bodies."""
+        letters = system.usage.dead_letters(limit=limit, before=before)
+        return usage_documents.dead_letters_page(letters, limit)

@@ -1,0 +1,87 @@
+"""JSON documents of metering, shared by the API and the CLI's ``--json``: ingest answers,
+period usage, dead letters. Quantities are exact decimal strings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from synor_economics.domain.usage import DeadLetter, EventOutcome, EventStatus
+from synor_economics.services.documents import instant
+from synor_economics.services.time import from_us
+from synor_economics.services.usage import PeriodUsage
+
+
+def ingest_summary(outcomes: Sequence[EventOutcome]) -> dict[str, int]:
+    """How many events of a batch were accepted, duplicates, conflicts, rejected."""
+    counts = Counter(outcome.status for outcome in outcomes)
+    return {status.value: counts.get(status, 0) for status in EventStatus}
+
+
+def outcome_document(outcome: EventOutcome) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "index": outcome.index,
+        "id": outcome.id,
+        "status": outcome.status.value,
+    }
+    if outcome.reason:
+        document["field"] = outcome.field
+        document["reason"] = outcome.reason
+    return document
+
+
+def ingest_document(outcomes: Sequence[EventOutcome]) -> dict[str, Any]:
+    return {
+        **ingest_summary(outcomes),
+        "events": [outcome_document(outcome) for outcome in outcomes],
+    }
+
+
+def usage_document(usage: PeriodUsage) -> dict[str, Any]:
+    return {
+        "account": usage.account,
+        "period": usage.period,
+        "start": instant(usage.start),
+        "end": instant(usage.end),
+        "as_of": instant(usage.as_of),
+        "resources": [
+            {
+                "resource": row.resource.id,
+                "meter": row.resource.meter.value,
+                "raw_quantity": format(row.raw, "f"),
+                "raw_unit": _raw_unit(row.resource.event_unit, row.resource.meter.value),
+                "quantity": usage.billable_text(row),
+                "unit": row.resource.price_unit,
+            }
+            for row in usage.resources
+        ],
+    }
+
+
+def _raw_unit(event_unit: str, meter: str) -> str:
+    """A counter sums event units; a gauge integrates them over time."""
+    return event_unit if meter == "counter" else f"{event_unit}-seconds"
+
+
+def dead_letter_document(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "seq": letter.seq,
+        "received": instant(from_us(letter.received_us)),
+        "source": letter.source,
+        "status": letter.status.value,
+        "account": letter.account,
+        "id": letter.event_id,
+        "field": letter.field,
+        "reason": letter.reason,
+        "body": letter.body,
+    }
+
+
+def dead_letters_page(letters: Sequence[DeadLetter], limit: int) -> dict[str, Any]:
+    """A page of dead letters, newest first; ``next_before`` continues it (null at the end)."""
+    last = letters[-1].seq if len(letters) == limit and letters else None
+    return {
+        "dead_letters": [dead_letter_document(letter) for letter in letters],
+        "next_before": last,
+    }

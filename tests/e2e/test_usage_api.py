@@ -1,0 +1,129 @@
+"""End-to-end tests of metering over HTTP: POST /v1/events in its three shapes, the usage view,
+and dead letters, on the SQLite file the composition root builds."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+NOW = datetime.now(UTC)
+PERIOD = NOW.strftime("%Y-%m")
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event(event_id: str, quantity: str = "3600", **fields: Any) -> dict[str, Any]:
+    """A compute event earlier this month (or right now on the month's first hour)."""
+    month_start = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    body = {
+        "id": event_id,
+        "account": "acct_42",
+        "resource": "compute.cpu",
+        "quantity": quantity,
+        "ts": stamp(max(month_start, NOW - timedelta(minutes=10))),
+    }
+    body.update(fields)
+    return body
+
+
+def cpu_raw(client: TestClient) -> Decimal:
+    document = client.get(f"/v1/accounts/acct_42/usage?period={PERIOD}").json()
+    rows = [r for r in document["resources"] if r["resource"] == "compute.cpu"]
+    return Decimal(rows[0]["raw_quantity"]) if rows else Decimal(0)
+
+
+def test_one_event_an_array_and_ndjson_all_count_once(client: TestClient) -> None:
+    one = client.post("/v1/events", json=event("e1"))
+    assert one.status_code == 200
+    assert one.json()["accepted"] == 1
+    array = client.post("/v1/events", json=[event("e1"), event("e2"), event("e3", "7200")])
+    assert [e["status"] for e in array.json()["events"]] == ["duplicate", "accepted", "accepted"]
+    lines = "\n".join(json.dumps(e) for e in (event("e3", "7200"), event("e4"))) + "\n"
+    ndjson = client.post(
+        "/v1/events", content=lines, headers={"content-type": "application/x-ndjson"}
+    )
+    assert ndjson.json() | {"events": None} == {
+        "accepted": 1,
+        "duplicate": 1,
+        "conflict": 0,
+        "rejected": 0,
+        "events": None,
+    }
+    assert cpu_raw(client) == Decimal(3600 * 3 + 7200)
+
+
+def test_the_usage_view_shows_raw_and_billable_quantities(client: TestClient) -> None:
+    client.post("/v1/events", json=[event("a", "5400"), event("b", "1800")])
+    document = client.get(f"/v1/accounts/acct_42/usage?period={PERIOD}").json()
+    assert document["account"] == "acct_42"
+    assert document["period"] == PERIOD
+    (row,) = document["resources"]
+    assert row == {
+        "resource": "compute.cpu",
+        "meter": "counter",
+        "raw_quantity": "7200",
+        "raw_unit": "core-seconds",
+        "quantity": "2",
+        "unit": "core-hour",
+    }
+
+
+def test_bad_events_are_reported_by_index_and_kept_as_dead_letters(client: TestClient) -> None:
+    answer = client.post(
+        "/v1/events",
+        json=[event("ok"), event("bad-q", quantity=3600), {"id": "x", "account": "acct_42"}],
+    ).json()
+    assert answer["accepted"] == 1
+    assert answer["rejected"] == 2
+    bad = answer["events"][1]
+    assert (bad["index"], bad["id"], bad["status"], bad["field"]) == (
+        1,
+        "bad-q",
+        "rejected",
+        "quantity",
+    )
+    assert answer["events"][2]["field"] == "resource"
+    conflict = client.post("/v1/events", json=event("ok", "1")).json()["events"][0]
+    assert conflict["status"] == "conflict"
+    page = client.get("/v1/usage/dead-letters?limit=2").json()
+    assert [(d["id"], d["status"]) for d in page["dead_letters"]] == [
+        ("ok", "conflict"),
+        ("x", "rejected"),
+    ]
+    assert json.loads(page["dead_letters"][0]["body"])["quantity"] == "1"
+    rest = client.get(f"/v1/usage/dead-letters?limit=2&before={page['next_before']}").json()
+    assert [d["id"] for d in rest["dead_letters"]] == ["bad-q"]
+    assert rest["next_before"] is None
+
+
+def test_malformed_bodies_say_where(client: TestClient) -> None:
+    broken = client.post(
+        "/v1/events",
+        content=b'[{"id": "a",\n "quantity": }]',
+        headers={"content-type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["error"]["code"] == "malformed"
+    assert "line 2" in broken.json()["error"]["message"]
+    lines = json.dumps(event("fine")) + "\n{nope\n"
+    bad_line = client.post(
+        "/v1/events", content=lines, headers={"content-type": "application/x-ndjson"}
+    )
+    assert bad_line.status_code == 400
+    assert "line 2" in bad_line.json()["error"]["message"]
+    assert cpu_raw(client) == 0  # a malformed request counts nothing
+
+
+def test_batches_are_capped_and_periods_checked(client: TestClient) -> None:
+    too_many = client.post("/v1/events", json=[event(f"e{i}") for i in range(10_001)])
+    assert too_many.status_code == 413
+    assert "10000" in too_many.json()["error"]["message"]
+    wrong = client.get("/v1/accounts/acct_42/usage?period=2026-13")
+    assert wrong.status_code == 422
+    assert "period" in wrong.json()["error"]["message"]
