@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +57,54 @@ def system(data_dir: Path) -> Iterator[System]:
 def client(system: System) -> Iterator[TestClient]:
     with TestClient(create_app(system)) as test_client:
         yield test_client
+
+
+TIMEOUT = 60
+"""Seconds any one CLI run may take before the test fails (a hang is a failure, not a wait)."""
+
+SCRIPT = Path(sys.executable).with_name("synor")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "synor_economics.main"]
+
+
+@dataclass
+class Cli:
+    """Runs ``synor`` in a clean environment: only the ``SYNOR_`` settings a test gives."""
+
+    data_dir: Path
+    cwd: Path
+    env: dict[str, str]
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "synor.db"
+
+    def run(self, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, **settings}
+        return subprocess.run(
+            [*COMMAND, *args],
+            env=env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    def ok(self, *args: str, **settings: str) -> str:
+        """Run and require exit 0; the stdout."""
+        done = self.run(*args, **settings)
+        assert done.returncode == 0, (
+            f"synor {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+        )
+        return done.stdout
+
+    def json(self, *args: str, **settings: str) -> Any:
+        return json.loads(self.ok(*args, "--json", **settings))
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNOR_")}
+    env.update(SYNOR_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    return Cli(data_dir=data_dir, cwd=tmp_path, env=env)

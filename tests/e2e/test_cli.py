@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 import tomllib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import metadata, resources
@@ -31,15 +27,9 @@ from synor_economics.bootstrap import build
 from synor_economics.config import Settings
 from synor_economics.domain.ledger import AccountKind, AccountSpec, Entry, Side, Transfer
 from synor_economics.services.time import from_us
-from tests.e2e.conftest import rfc3339
+from tests.e2e.conftest import Cli, rfc3339
 
 SYNOR = 10**18
-TIMEOUT = 60
-"""Seconds any one CLI run may take before the test fails (a hang is a failure, not a wait)."""
-
-SCRIPT = Path(sys.executable).with_name("synor")
-COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "synor_economics.main"]
-
 # SPEC §3: resource -> (meter, event unit, price unit, event units per price unit, SYNOR price).
 SPEC_PRICE_BOOK: dict[str, tuple[str, str, str, int, str]] = {
     "storage.storage": ("gauge", "bytes", "GB-month", 10**9, "0.02"),
@@ -57,50 +47,6 @@ SPEC_PRICE_BOOK: dict[str, tuple[str, str, str, int, str]] = {
     "compute.serverless": ("counter", "invocations", "1M invocations", 10**6, "0.20"),
     "network.egress": ("counter", "bytes", "GB", 10**9, "0"),
 }
-
-
-@dataclass
-class Cli:
-    """Runs ``synor`` in a clean environment: only the ``SYNOR_`` settings a test gives."""
-
-    data_dir: Path
-    cwd: Path
-    env: dict[str, str]
-
-    @property
-    def db_file(self) -> Path:
-        return self.data_dir / "synor.db"
-
-    def run(self, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, **settings}
-        return subprocess.run(
-            [*COMMAND, *args],
-            env=env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-
-    def ok(self, *args: str, **settings: str) -> str:
-        """Run and require exit 0; the stdout."""
-        done = self.run(*args, **settings)
-        assert done.returncode == 0, (
-            f"synor {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
-        )
-        return done.stdout
-
-    def json(self, *args: str, **settings: str) -> Any:
-        return json.loads(self.ok(*args, "--json", **settings))
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNOR_")}
-    env.update(SYNOR_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1", TERM="dumb")
-    return Cli(data_dir=data_dir, cwd=tmp_path, env=env)
 
 
 def populate(settings: Settings) -> datetime:

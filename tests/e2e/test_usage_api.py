@@ -18,7 +18,7 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event(event_id: str, quantity: str = "3600", **fields: Any) -> dict[str, Any]:
+def event(event_id: str, quantity: object = "3600", **fields: Any) -> dict[str, Any]:
     """A compute event earlier this month (or right now on the month's first hour)."""
     month_start = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     body = {

@@ -14,7 +14,7 @@ import pytest
 from synor_economics.adapters.clock import FixedClock
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain.usage import EventStatus
+from synor_economics.domain.usage import EventOutcome, EventStatus
 from synor_economics.services.usage import PeriodError, UsageService, month_bounds
 from tests.conftest import migrated_engine
 
@@ -31,7 +31,7 @@ def usage(request: pytest.FixtureRequest) -> Iterator[UsageService]:
         engine.dispose()
 
 
-def event(event_id: str, quantity: str = "7200", **fields: object) -> dict[str, object]:
+def event(event_id: str, quantity: object = "7200", **fields: object) -> dict[str, object]:
     body: dict[str, object] = {
         "id": event_id,
         "account": "acct_42",
@@ -43,8 +43,8 @@ def event(event_id: str, quantity: str = "7200", **fields: object) -> dict[str, 
     return body
 
 
-def statuses(outcomes: list[object]) -> list[str]:
-    return [o.status.value for o in outcomes]  # type: ignore[attr-defined]
+def statuses(outcomes: list[EventOutcome]) -> list[str]:
+    return [o.status.value for o in outcomes]
 
 
 def raw_of(service: UsageService, resource: str, period: str = "2026-11") -> Decimal:

@@ -47,7 +47,7 @@ def parse_time(text: str | None, option: str) -> datetime | None:
 
 def make_app() -> typer.Typer:
     """Assemble the command tree."""
-    from synor_economics.cli import catalog, db, ledger, system
+    from synor_economics.cli import catalog, db, ledger, system, usage
 
     app = typer.Typer(
         name="synor",
@@ -60,6 +60,7 @@ def make_app() -> typer.Typer:
     app.add_typer(db.app, name="db")
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(ledger.app, name="ledger")
+    app.add_typer(usage.app, name="usage")
 
     @app.command()
     def version() -> None:

@@ -1,4 +1,4 @@
-"""Turning request bodies and files into raw events for :meth:`UsageService.ingest`.
+"""Request bodies and files (NDJSON, CSV, Parquet) as raw events for ``UsageService.ingest``.
 
 Decoding is shared so the HTTP API and ``synor usage ingest`` read NDJSON the same way, and a
 malformed document is reported with the line and column where it breaks. JSON numbers are
@@ -8,9 +8,15 @@ decoder does not guess that ``7200.0`` meant the string ``"7200"``.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
 
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.usage import MAX_BATCH
@@ -60,3 +66,116 @@ def _ndjson_lines(lines: Iterator[str] | list[str], first_line: int = 1) -> Iter
             raise InputError(
                 f"malformed JSON at line {number}, column {error.colno}: {error.msg}"
             ) from None
+
+
+FORMATS = ("ndjson", "csv", "parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A batch of raw events read from a file, and how far into the file it reaches (in the
+    file's own measure: bytes for text files, rows for Parquet)."""
+
+    events: list[Any]
+    position: int
+
+
+def file_format(path: Path, given: str | None = None) -> str:
+    """The format named, or the one the file's extension says."""
+    if given is not None:
+        if given not in FORMATS:
+            raise InputError(f"unknown format {given!r}; use one of {', '.join(FORMATS)}")
+        return given
+    suffix = path.suffix.lower().lstrip(".")
+    named = {"jsonl": "ndjson", "ndjson": "ndjson", "json": "ndjson", "csv": "csv"}
+    if suffix in named:
+        return named[suffix]
+    if suffix in ("parquet", "pq"):
+        return "parquet"
+    raise InputError(f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS)})")
+
+
+def file_size(path: Path, fmt: str) -> int:
+    """The file's length in the measure :class:`Chunk` positions use."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq  # noqa: PLC0415 - heavy, only for Parquet files
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return path.stat().st_size
+
+
+def read_events(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
+    """Raw events from an NDJSON, CSV or Parquet file, ``batch`` at a time."""
+    if fmt == "parquet":
+        yield from _parquet_chunks(path, batch)
+        return
+    with path.open("rb") as handle:
+        # The CSV reader's text layer is made here, not in the row generator: it must live as
+        # long as the file (dropping it would close the file under the last ``tell``).
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="") if fmt == "csv" else None
+        rows = _csv_rows(text) if text is not None else _ndjson_rows(handle)
+        events: list[Any] = []
+        for event in rows:
+            events.append(event)
+            if len(events) == batch:
+                yield Chunk(events, handle.tell())
+                events = []
+        if events:
+            yield Chunk(events, handle.tell())
+
+
+def _ndjson_rows(handle: BinaryIO) -> Iterator[Any]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            where = f", column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+            raise InputError(f"malformed JSON at line {number}{where}: {error}") from None
+
+
+def _csv_rows(text: TextIO) -> Iterator[Any]:
+    """CSV with a header naming event fields; empty cells are absent fields, ``meta`` is JSON."""
+    reader = csv.DictReader(text)
+    for row in reader:
+        event: dict[str, Any] = {k: v for k, v in row.items() if k is not None and v != ""}
+        if None in row:
+            event["_extra_columns"] = row[None]
+        if "meta" in event:
+            try:
+                event["meta"] = json.loads(event["meta"])
+            except json.JSONDecodeError as error:
+                raise InputError(
+                    f"line {reader.line_num}: meta is not a JSON object: {error.msg}"
+                ) from None
+        yield event
+
+
+def _parquet_chunks(path: Path, batch: int) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq  # noqa: PLC0415 - heavy, only for Parquet files
+
+    done = 0
+    for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch):
+        events = [_parquet_event(row) for row in record_batch.to_pylist()]
+        done += len(events)
+        yield Chunk(events, done)
+
+
+def _parquet_event(row: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet row as a raw event: exact decimals and integers become decimal strings and
+    timestamps RFC 3339 (naive ones are read as UTC); floats stay floats, to be refused."""
+    return {key: _parquet_value(key, value) for key, value in row.items() if value is not None}
+
+
+def _parquet_value(key: str, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if key == "meta" and isinstance(value, str):
+        return json.loads(value)
+    return value

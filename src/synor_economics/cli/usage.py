@@ -1,0 +1,179 @@
+"""``synor usage``: ingest files of events, show an account's usage, list dead letters."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from synor_economics.cli.app import JsonFlag, print_json, system_of
+from synor_economics.domain.usage import EventOutcome, EventStatus
+from synor_economics.services import usage_documents
+from synor_economics.services.usage import PeriodError
+from synor_economics.services.usage_input import (
+    InputError,
+    file_format,
+    file_size,
+    read_events,
+)
+
+app = typer.Typer(
+    help="Usage metering: ingest events, show usage, dead letters.", no_args_is_help=True
+)
+
+_SHOWN_PROBLEMS = 10
+"""Rejected or conflicting events listed after an ingest; the rest are in `synor usage rejected`."""
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of usage events.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 5000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Backfill events from a file: validated, deduplicated and counted like any other event.
+
+    Safe to run again: events already counted are reported as duplicates. Exits 1 if any event
+    was rejected or conflicted (they are kept as dead letters with their reasons)."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    try:
+        kind = file_format(file, fmt)
+        total = file_size(file, kind)
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="--format") from None
+    system = system_of(ctx)
+    counts: Counter[EventStatus] = Counter()
+    problems: list[EventOutcome] = []
+    seen = 0
+    progress = Progress(
+        TextColumn("[bold]ingesting[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task(file.name, total=total, events=0)
+        try:
+            for chunk in read_events(file, kind, batch):
+                for outcome in system.usage.ingest(chunk.events, source="file"):
+                    counts[outcome.status] += 1
+                    if outcome.reason and len(problems) < _SHOWN_PROBLEMS:
+                        problems.append(_shifted(outcome, seen))
+                seen += len(chunk.events)
+                progress.update(task, completed=chunk.position, events=seen)
+        except InputError as error:
+            progress.stop()
+            _report(counts, problems, as_json)
+            raise typer.BadParameter(
+                f"{error} (events before it were ingested)", param_hint="FILE"
+            ) from None
+    _report(counts, problems, as_json)
+    if counts[EventStatus.REJECTED] or counts[EventStatus.CONFLICT]:
+        raise typer.Exit(1)
+
+
+def _shifted(outcome: EventOutcome, offset: int) -> EventOutcome:
+    """An outcome with its index counted from the start of the file, not of its batch."""
+    return EventOutcome(
+        outcome.index + offset, outcome.id, outcome.status, outcome.field, outcome.reason
+    )
+
+
+def _report(counts: Counter[EventStatus], problems: list[EventOutcome], as_json: bool) -> None:
+    summary = {status.value: counts.get(status, 0) for status in EventStatus}
+    if as_json:
+        print_json({**summary, "problems": [usage_documents.outcome_document(p) for p in problems]})
+        return
+    console = Console()
+    console.print("  ".join(f"{name}: [bold]{count:,}[/bold]" for name, count in summary.items()))
+    if problems:
+        table = Table(title="Refused events (first ones; all in `synor usage rejected`)")
+        for column in ("event #", "id", "status", "field", "reason"):
+            table.add_column(column)
+        for p in problems:
+            table.add_row(str(p.index + 1), p.id, p.status.value, p.field, p.reason)
+        console.print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option(help="The customer account.")],
+    period: Annotated[str, typer.Option(help="Billing month, YYYY-MM.")],
+    as_json: JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """Show an account's usage in a billing period so far, per resource."""
+    try:
+        found = system_of(ctx).usage.period_usage(account, period)
+    except PeriodError as error:
+        raise typer.BadParameter(str(error), param_hint="--period") from None
+    document = usage_documents.usage_document(found)
+    if as_json:
+        print_json(document)
+        return
+    columns = ("resource", "meter", "quantity", "unit", "raw_quantity", "raw_unit")
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(document["resources"])
+        return
+    table = Table(title=f"Usage of {account} in {period} (as of {document['as_of']})")
+    for column in columns:
+        table.add_column(
+            column.replace("_", " "), justify="right" if "quantity" in column else "left"
+        )
+    for row in document["resources"]:
+        table.add_row(*(row[column] for column in columns))
+    if not document["resources"]:
+        table.caption = "no usage in this period"
+    Console().print(table)
+
+
+@app.command()
+def rejected(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    before: Annotated[
+        int | None, typer.Option(min=1, help="Only those before this number.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List rejected and conflicting events with their reasons (nothing is dropped silently)."""
+    letters = system_of(ctx).usage.dead_letters(limit=limit, before=before)
+    if as_json:
+        print_json(usage_documents.dead_letters_page(letters, limit))
+        return
+    table = Table(title="Dead letters (newest first)")
+    for column in ("#", "received", "source", "status", "account", "id", "field", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        document = usage_documents.dead_letter_document(letter)
+        table.add_row(
+            str(letter.seq),
+            document["received"],
+            letter.source,
+            letter.status.value,
+            letter.account,
+            letter.event_id,
+            letter.field,
+            letter.reason,
+        )
+    if not letters:
+        table.caption = "none"
+    Console().print(table)
