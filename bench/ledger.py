@@ -11,15 +11,21 @@ Workloads:
               revenue accounts)
   replay      the two-entry batches sent again: every transfer is an idempotent duplicate
 
+Batches are sent by ``--clients`` threads at once, each sending its next batch when its last one
+is answered: the ledger stores one batch while it works out the next (see services/posting.py).
+With one client there is nothing to overlap.
+
 Usage: python bench/ledger.py [--transfers 200000] [--batch 8190] [--accounts 10000]
-                              [--backends sqlite,postgresql] [--postgres-url URL]
+                              [--clients 2] [--backends sqlite,postgresql] [--postgres-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import queue
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,15 +135,35 @@ def mixed(count: int, customers: int, tag: str, rng: random.Random) -> list[Comm
     return commands
 
 
-def post_all(ledger: LedgerService, commands: list[Command], batch: int, expect: type) -> float:
-    """Post in batches; return transfers per second. Every outcome must be of the expected kind."""
-    batches = [commands[i : i + batch] for i in range(0, len(commands), batch)]
+def post_all(
+    ledger: LedgerService, commands: list[Command], batch: int, expect: type, clients: int
+) -> float:
+    """Post in batches from ``clients`` threads at once (each sends its next batch when the
+    last one is answered, as API workers or metering flushers do); return transfers per second.
+    Every outcome must be of the expected kind."""
+    batches: queue.SimpleQueue[list[Command]] = queue.SimpleQueue()
+    for start in range(0, len(commands), batch):
+        batches.put(commands[start : start + batch])
+    outcomes: list[object] = []
+
+    def client() -> None:
+        while True:
+            try:
+                mine = batches.get_nowait()
+            except queue.Empty:
+                return
+            outcomes.extend(ledger.post_batch(mine))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
-    outcomes = [o for b in batches for o in ledger.post_batch(b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
     wrong = [o for o in outcomes if not isinstance(o, expect)]
-    if wrong:
-        raise SystemExit(f"{len(wrong)} unexpected outcomes, first: {wrong[0]}")
+    if wrong or len(outcomes) != len(commands):
+        raise SystemExit(f"{len(wrong)} unexpected outcomes of {len(outcomes)}: {wrong[:1]}")
     return len(commands) / elapsed
 
 
@@ -151,9 +177,9 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
     workload = mixed(args.transfers, args.accounts, "bench", rng)
     tune_for_throughput()
     figures = {
-        "two-entry": post_all(ledger, charges, args.batch, Applied),
-        "mixed": post_all(ledger, workload, args.batch, Applied),
-        "replay (all duplicates)": post_all(ledger, charges, args.batch, Duplicate),
+        "two-entry": post_all(ledger, charges, args.batch, Applied, args.clients),
+        "mixed": post_all(ledger, workload, args.batch, Applied, args.clients),
+        "replay (all duplicates)": post_all(ledger, charges, args.batch, Duplicate, args.clients),
     }
     started = time.perf_counter()
     report = ledger.check()
@@ -163,7 +189,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> None:
     for name, rate in figures.items():
         print(
             f"{backend:<10} {name:<24} {rate:>10,.0f} transfers/s   "
-            f"({args.transfers:,} in batches of {args.batch:,})"
+            f"({args.transfers:,} in batches of {args.batch:,}, {args.clients} clients)"
         )
     audited = report.transfers / check_seconds
     print(
@@ -181,6 +207,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8190)
     parser.add_argument(
         "--accounts", type=int, default=10_000, help="customers (two accounts each)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=2, help="threads posting batches at the same time"
     )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(

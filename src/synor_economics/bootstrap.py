@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from functools import cached_property
 
 from synor_economics.config import Settings
@@ -58,25 +59,40 @@ def build(settings: Settings | None = None) -> System:
     )
     clock = SystemClock()
     uow = SqlUnitOfWork(engine)
+    ledger = LedgerService(uow, clock)
+
+    def close() -> None:
+        ledger.close()
+        engine.dispose()
+
     return System(
-        ledger=LedgerService(uow, clock),
+        ledger=ledger,
         catalog=CatalogService(catalog),
         usage=UsageService(uow, clock, catalog),
         schema=schema,
         settings=describe_settings(settings),
         serve_address=(settings.host, settings.port),
         log_level=settings.log_level,
-        close=engine.dispose,
+        close=close,
+        tune=tune_for_throughput,
     )
 
 
 def tune_for_throughput() -> None:
-    """Long-running processes allocate many short-lived tuples per posted batch; CPython's default
-    young-generation threshold (700) then runs the cycle collector thousands of times a second.
-    Freeze what start-up allocated and collect young objects less often."""
+    """Tune the interpreter for a long-running, busy process.
+
+    Posting allocates many short-lived tuples per batch; CPython's default young-generation
+    threshold (700) then runs the cycle collector thousands of times a second. Freeze what
+    start-up allocated and collect young objects less often.
+
+    The ledger's committer thread hands the GIL back and forth with the thread preparing the
+    next batch (``services/posting.py``) every time the database returns; with the default 5 ms
+    switch interval it waits up to that long each time. 1 ms measured 5-10% more throughput.
+    """
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    sys.setswitchinterval(0.001)
 
 
 class Launcher:

@@ -31,6 +31,7 @@ def serve(
     from synor_economics.api.app import create_app
 
     system = system_of(ctx)
+    system.tune()
     default_host, default_port = system.serve_address
     chosen_host = host if host is not None else default_host
     chosen_port = port if port is not None else default_port

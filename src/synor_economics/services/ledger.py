@@ -1,13 +1,13 @@
 """The ledger use cases: open accounts, post transfers (one or a batch), read balances, audit.
 
-:func:`apply_commands` is the one way money moves. It runs inside a caller's write transaction,
-so a later use case (finalising an invoice) posts its transfers atomically with its own writes;
-:class:`LedgerService` wraps it in a transaction of its own for callers that only move money.
+Money moves in one of two ways, both in ``posting.py``: :func:`apply_commands` inside a caller's
+write transaction, so a later use case (finalising an invoice) posts its transfers atomically with
+its own writes; and :meth:`LedgerService.post_batch`, a transaction of its own per batch, through
+the posting pipeline that overlaps one batch's storage with the next batch's preparation.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,17 +22,14 @@ from synor_economics.domain.ledger import (
     Command,
     Duplicate,
     EntryRecord,
-    LedgerMachine,
     Outcome,
     Rejected,
     Side,
     TransferRecord,
-    WorkingSet,
-    accounts_named,
-    referenced_id,
 )
 from synor_economics.domain.ledger_audit import AuditReport, audit
 from synor_economics.ports import Clock, LedgerRepository, UnitOfWork
+from synor_economics.services.posting import PostingPipeline
 from synor_economics.services.time import to_us
 
 
@@ -77,76 +74,6 @@ class StatementLine:
         return net if self.normal is Side.DEBIT else -net
 
 
-class AccountCache:
-    """Accounts with their balances as of ledger sequence ``seq``, kept between one process's
-    write transactions so a batch need not reload the accounts the previous batch touched.
-
-    It is used only when the ledger's head is still ``seq`` inside the next write transaction
-    (writers are serialised), i.e. nobody else has moved money since; otherwise it is ignored.
-    Balances change only through transfers, which always advance the head, and account specs
-    never change, so the head is a complete version of what is cached.
-    """
-
-    LIMIT = 250_000
-    """Most accounts kept: beyond it the cache starts over, bounding memory."""
-
-    def __init__(self) -> None:
-        self.seq = -1
-        self.accounts: dict[str, Account] = {}
-
-    def valid_at(self, head_seq: int) -> dict[str, Account]:
-        """The cached accounts if the ledger is still at ``seq``; otherwise every one of them
-        may be stale, so the cache is emptied (and refilled by ``absorb``)."""
-        if head_seq != self.seq:
-            self.accounts = {}
-        return self.accounts
-
-    def absorb(self, accounts: dict[str, Account], seq: int) -> None:
-        if len(self.accounts) + len(accounts) > self.LIMIT:
-            self.accounts = {}
-        self.accounts.update(accounts)
-        self.seq = seq
-
-
-def apply_commands(
-    repo: LedgerRepository, commands: Sequence[Command], now_us: int
-) -> list[Outcome]:
-    """Apply commands in order inside the caller's write transaction; one outcome each.
-
-    Each command is all-or-nothing on its own: a refused one leaves no trace and does not stop
-    the others. Loads only what the batch touches, then writes it back in bulk.
-    """
-    return _apply(repo, commands, now_us, AccountCache())[0]
-
-
-def _apply(
-    repo: LedgerRepository, commands: Sequence[Command], now_us: int, cache: AccountCache
-) -> tuple[list[Outcome], WorkingSet]:
-    if not commands:
-        return [], WorkingSet({}, {}, set(), -1, 0)
-    ids = {c.id for c in commands}
-    refs = {r for c in commands if (r := referenced_id(c)) is not None}
-    known = repo.transfers(ids | refs)
-    names = {a for c in commands for a in accounts_named(c)}
-    names.update(e.account for r in refs if r in known for e in known[r].entries)
-    last_seq, last_ts = repo.head()
-    cached = cache.valid_at(last_seq)
-    accounts = {name: cached[name] for name in names if name in cached}
-    if len(accounts) < len(names):
-        accounts.update(repo.accounts(names - accounts.keys()))
-    working = WorkingSet(
-        accounts=accounts,
-        known=known,
-        resolved=repo.resolved(refs),
-        last_seq=last_seq,
-        last_ts_us=last_ts,
-    )
-    outcomes = LedgerMachine(working).apply_all(commands, now_us)
-    repo.append([o for o in outcomes if isinstance(o, Applied)], accounts)
-    repo.save_balances([accounts[a] for a in sorted(working.touched)])
-    return outcomes, working
-
-
 def open_accounts(
     repo: LedgerRepository, specs: Sequence[AccountSpec], now_us: int
 ) -> list[Account]:
@@ -175,9 +102,7 @@ class LedgerService:
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self.uow = uow
         self.clock = clock
-        self._cache = AccountCache()
-        self._writing = threading.Lock()
-        """Serialises this process's writers; the database serialises processes."""
+        self._pipeline = PostingPipeline(uow, clock)
 
     def open_accounts(self, specs: Sequence[AccountSpec]) -> list[AccountView]:
         with self.uow.write() as tx:
@@ -185,15 +110,20 @@ class LedgerService:
         return [AccountView(a.spec, a.balance) for a in opened]
 
     def post_batch(self, commands: Sequence[Command]) -> list[Outcome]:
-        """Apply a batch in one transaction: per-command outcomes, one commit."""
-        with self._writing:
-            cache, self._cache = self._cache, AccountCache()  # a failed batch leaves it empty
-            with self.uow.write() as tx:
-                outcomes, working = _apply(tx.ledger, commands, to_us(self.clock.now()), cache)
-            if working.last_seq >= 0:
-                cache.absorb(working.accounts, working.last_seq)
-            self._cache = cache
-        return outcomes
+        """Apply a batch in one transaction: per-command outcomes, returned once it is durable.
+        Concurrent callers overlap (see ``posting.py``): one batch is stored while the next is
+        worked out."""
+        if not commands:
+            return []
+        return self._pipeline.post(commands)
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being stored right now (prepared, not yet durable)."""
+        return self._pipeline.in_flight
+
+    def close(self) -> None:
+        self._pipeline.close()
 
     def post(self, command: Command) -> TransferRecord:
         """Apply one command; return its record (also for a replay). Raise if refused."""

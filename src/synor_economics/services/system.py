@@ -53,6 +53,8 @@ class System:
     serve_address: tuple[str, int]
     log_level: str
     close: Callable[[], None]
+    tune: Callable[[], None]
+    """Tunes the interpreter for a long-running busy process (``synor serve``, workers)."""
     version: str = __version__
 
     def health(self) -> Mapping[str, object]:

@@ -7,11 +7,21 @@ Writes are batched: one multi-row INSERT per table per batch (executemany on SQL
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, ColumnElement, Connection, any_, bindparam, func, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    any_,
+    bindparam,
+    func,
+    select,
+    tuple_,
+)
 
 from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
 from synor_economics.domain.ledger import (
@@ -41,9 +51,23 @@ def _among(column: ColumnElement[Any], values: list[Any], dialect: str) -> Colum
     """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter instead of thousands
     (psycopg otherwise re-parses a query with a different number of placeholders every time)."""
     if dialect == "postgresql":
-        element_type = column.type
-        return column == any_(bindparam(None, values, type_=ARRAY(element_type)))
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def pg_array_literal(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal (``{"a","b"}``, ``{1,2}``) sent as one text parameter: psycopg
+    adapts a Python list element by element, which for thousands of big numbers costs more than
+    the statement they feed. Strings are
+    double-quoted with ``"`` and ``\\`` escaped, so no value can break out of its element."""
+    parts = []
+    for value in values:
+        if isinstance(value, str):
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{escaped}"')
+        else:
+            parts.append(str(int(value)))  # type: ignore[call-overload]
+    return "{" + ",".join(parts) + "}"
 
 
 def _chunks(ids: Collection[_T]) -> Iterator[list[_T]]:
@@ -108,10 +132,20 @@ _TRANSFER_FIELDS = ("seq", "id", "kind", "ref", "ts_us", "code", "memo", "finger
 _ENTRY_FIELDS = ("seq", "leg", "account_num", "side", "amount", "pending", "balance_after")
 
 
-def _sqlite_insert(table: str, fields: Sequence[str]) -> str:
-    """An INSERT for one of this module's own tables and fields (constants, never input)."""
-    placeholders = ", ".join("?" * len(fields))
-    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({placeholders})"  # noqa: S608
+def _sqlite_insert_json(table: str, fields: Sequence[str]) -> str:
+    """An INSERT of many rows passed as one JSON array of arrays; table and fields are this
+    module's constants, never input. Amounts travel as JSON strings, so they stay exact."""
+    values = ", ".join(f"value->>{i}" for i in range(len(fields)))
+    return f"INSERT INTO {table} ({', '.join(fields)}) SELECT {values} FROM json_each(?)"  # noqa: S608
+
+
+_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
+
+_SQLITE_SAVE_BALANCES = (
+    "UPDATE ledger_accounts SET debits_posted = v.value->>0, credits_posted = v.value->>1, "
+    "debits_pending = v.value->>2, credits_pending = v.value->>3 "
+    "FROM json_each(?) AS v WHERE ledger_accounts.num = v.value->>4"
+)
 
 
 def _copy_rows(
@@ -251,15 +285,16 @@ class SqlLedgerRepository:
             _copy_rows(driver, "ledger_transfers", _TRANSFER_FIELDS, transfers)
             _copy_rows(driver, "ledger_entries", _ENTRY_FIELDS, entries)
             return
-        cursor = driver.cursor()
-        try:
-            cursor.executemany(_sqlite_insert("ledger_transfers", _TRANSFER_FIELDS), transfers)
-            cursor.executemany(
-                _sqlite_insert("ledger_entries", _ENTRY_FIELDS),
-                [(s, g, n, d, str(a), p, str(b)) for s, g, n, d, a, p, b in entries],
-            )
-        finally:
-            cursor.close()
+        # One statement per table, the rows passed as one JSON array: SQLite then stores the
+        # whole batch in one call with the GIL released (executemany takes the GIL back after
+        # every row, which stalls against the thread preparing the next batch).
+        driver.execute(
+            _sqlite_insert_json("ledger_transfers", _TRANSFER_FIELDS), (_json(transfers),)
+        )
+        driver.execute(
+            _sqlite_insert_json("ledger_entries", _ENTRY_FIELDS),
+            (_json([(s, g, n, d, str(a), p, str(b)) for s, g, n, d, a, p, b in entries]),),
+        )
 
     def save_balances(self, accounts: Sequence[Account]) -> None:
         """Rewrite the running balances of the accounts a batch touched (driver-level, like
@@ -274,22 +309,16 @@ class SqlLedgerRepository:
         driver = self._driver()
         if self._dialect == "postgresql":
             # One statement for the whole batch: arrays unnested into a join, instead of one
-            # UPDATE per account.
-            columns = [list(column) for column in zip(*rows, strict=True)]
+            # UPDATE per account. Each array is sent as one literal ("{1,2,3}"): psycopg adapts
+            # a list element by element, which cost more than the update itself.
+            columns = [pg_array_literal(column) for column in zip(*rows, strict=True)]
             with driver.cursor() as cursor:
                 cursor.execute(_PG_SAVE_BALANCES, columns)
             return
-        statement = (
-            "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?, "
-            "debits_pending = ?, credits_pending = ? WHERE num = ?"
+        driver.execute(
+            _SQLITE_SAVE_BALANCES,
+            (_json([(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows]),),
         )
-        cursor = driver.cursor()
-        try:
-            cursor.executemany(
-                statement, [(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows]
-            )
-        finally:
-            cursor.close()
 
     # -- reading ---------------------------------------------------------------------------
 
