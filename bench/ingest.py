@@ -1,0 +1,160 @@
+"""Usage ingestion throughput: file backfill, replay, HTTP, and accepted → visible latency.
+
+Every figure goes through the product's own path into a fresh SQLite database:
+
+  file backfill   NDJSON events with random uuid4 ids, read, validated, deduplicated, counted
+                  into hourly rollups and committed, as ``synor usage ingest`` does
+  replay          the same file again: every event a duplicate
+  HTTP            ``POST /v1/events`` in batches of 1,000 to a real ``synor serve``
+  visible         time from a batch's answer to its usage showing in
+                  ``GET /v1/accounts/{id}/usage`` (p50/p99 over the samples)
+
+Usage: python bench/ingest.py [--events 200000] [--accounts 1000] [--http-events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from synor_economics.bootstrap import build
+from synor_economics.config import Settings
+from synor_economics.services.usage_input import read_events
+
+RESOURCES = ("compute.cpu", "compute.memory", "database.queries", "hosting.bandwidth")
+
+
+def make_events(count: int, accounts: int, seed: int = 5) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    return [
+        {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "account": f"acct_{rng.randrange(accounts)}",
+            "resource": RESOURCES[i % len(RESOURCES)],
+            "quantity": str(rng.randrange(1, 10**6)),
+            "ts": (now - timedelta(seconds=rng.randrange(1, 20 * 86_400))).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+        }
+        for i in range(count)
+    ]
+
+
+def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, int]]:
+    system = build(Settings(data_dir=data_dir))
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    total = 0
+    for chunk in read_events(path, "ndjson", batch):
+        for outcome in system.usage.ingest(chunk.events, source="file"):
+            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+        total += len(chunk.events)
+    elapsed = time.perf_counter() - started
+    system.close()
+    return total / elapsed, counts
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_figures(events: list[dict[str, Any]], data_dir: Path) -> tuple[float, list[float]]:
+    port = free_port()
+    env = {**os.environ, "SYNOR_DATA_DIR": str(data_dir), "SYNOR_PORT": str(port)}
+    script = Path(sys.executable).with_name("synor")
+    server = subprocess.Popen(
+        [str(script), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/v1/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("synor serve did not start")
+                time.sleep(0.1)
+            started = time.perf_counter()
+            for start in range(0, len(events), 1000):
+                answer = client.post("/v1/events", json=events[start : start + 1000])
+                answer.raise_for_status()
+            rate = len(events) / (time.perf_counter() - started)
+            return rate, visible_latencies(client)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def visible_latencies(client: httpx.Client, samples: int = 100) -> list[float]:
+    """Post one event for a fresh account, then poll its usage until it shows."""
+    period = datetime.now(UTC).strftime("%Y-%m")
+    latencies = []
+    for i in range(samples):
+        account = f"probe_{i}"
+        event = {
+            "id": f"probe-{i}",
+            "account": account,
+            "resource": "compute.cpu",
+            "quantity": "1",
+            "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        client.post("/v1/events", json=event).raise_for_status()
+        answered = time.perf_counter()
+        while not client.get(f"/v1/accounts/{account}/usage", params={"period": period}).json()[
+            "resources"
+        ]:
+            time.sleep(0.001)
+        latencies.append(time.perf_counter() - answered)
+    return sorted(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--http-events", type=int, default=100_000)
+    args = parser.parse_args()
+    events = make_events(args.events, args.accounts)
+    with tempfile.TemporaryDirectory(prefix="synor-ingest-") as folder:
+        path = Path(folder) / "events.ndjson"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        rate, counts = backfill(path, Path(folder) / "file", args.batch)
+        print(f"file backfill   {rate:>10,.0f} events/s   {counts}")
+        rate, counts = backfill(path, Path(folder) / "file", args.batch)
+        print(f"replay          {rate:>10,.0f} events/s   {counts}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak memory     {peak:>10,.0f} MiB (this process, {args.events:,} events)")
+        http_events = make_events(args.http_events, args.accounts, seed=9)
+        rate, latencies = http_figures(http_events, Path(folder) / "http")
+        print(f"HTTP, 1k/batch  {rate:>10,.0f} events/s")
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        print(f"visible after   p50 {p50:.1f} ms   p99 {p99:.1f} ms  ({len(latencies)} samples)")
+
+
+if __name__ == "__main__":
+    main()
