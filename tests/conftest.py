@@ -75,6 +75,72 @@ def postgres_admin_url() -> str:
     return url
 
 
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def _try_start_redis() -> None:
+    """Start a Redis server the way the machine's own service does, if one is installed."""
+    server = shutil.which("redis-server")
+    if server is None:
+        return
+    subprocess.run(
+        [
+            server,
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=False,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis server: ``SYNOR_TEST_REDIS_URL``, or the local one, started if need be."""
+    url = os.environ.get("SYNOR_TEST_REDIS_URL", DEFAULT_REDIS)
+    if not _redis_answers(url):
+        _try_start_redis()
+        for _ in range(20):
+            if _redis_answers(url):
+                break
+            time.sleep(0.25)
+        else:
+            unavailable(f"Redis does not answer at {url}")
+    return url
+
+
+@pytest.fixture
+def stream_name(redis_url: str) -> Iterator[str]:
+    """A stream key of this test's own, deleted (with its dead letters) afterwards."""
+    import uuid
+
+    import redis
+
+    name = f"synor:test:{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    client.delete(name, f"{name}:dead")
+    client.close()
+
+
 @pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""

@@ -11,9 +11,14 @@ import gc
 import os
 import sys
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from synor_economics.config import Settings
 from synor_economics.services.system import Setting, System
+
+if TYPE_CHECKING:
+    from synor_economics.adapters.stream.memory_stream import MemoryEventStream
+    from synor_economics.adapters.stream.redis_stream import RedisEventStream
 
 
 def describe_settings(settings: Settings) -> tuple[Setting, ...]:
@@ -32,6 +37,8 @@ def describe_settings(settings: Settings) -> tuple[Setting, ...]:
         value = getattr(settings, name)
         if name == "database_url":
             value = describe_url(settings.effective_database_url)
+        elif name == "stream_url" and value:
+            value = describe_url(str(value))
         rows.append(
             Setting(name, "" if value is None else str(value), source, field.description or "")
         )
@@ -60,15 +67,18 @@ def build(settings: Settings | None = None) -> System:
     clock = SystemClock()
     uow = SqlUnitOfWork(engine)
     ledger = LedgerService(uow, clock)
+    stream = _stream(settings)
 
     def close() -> None:
         ledger.close()
+        stream.close()
         engine.dispose()
 
     return System(
         ledger=ledger,
         catalog=CatalogService(catalog),
         usage=UsageService(uow, clock, catalog),
+        stream=stream,
         schema=schema,
         settings=describe_settings(settings),
         serve_address=(settings.host, settings.port),
@@ -76,6 +86,16 @@ def build(settings: Settings | None = None) -> System:
         close=close,
         tune=tune_for_throughput,
     )
+
+
+def _stream(settings: Settings) -> RedisEventStream | MemoryEventStream:
+    """Redis Streams when ``SYNOR_STREAM_URL`` is set; otherwise the in-process stream."""
+    from synor_economics.adapters.stream.memory_stream import MemoryEventStream
+    from synor_economics.adapters.stream.redis_stream import RedisEventStream
+
+    if settings.stream_url:
+        return RedisEventStream(settings.stream_url, settings.stream_name, settings.stream_group)
+    return MemoryEventStream(settings.stream_name)
 
 
 def tune_for_throughput() -> None:

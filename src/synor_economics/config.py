@@ -1,7 +1,8 @@
 """Settings, from the environment (prefix ``SYNOR_``) or a ``.env`` file. Read only by bootstrap.
 
 Defaults give the embedded product: a SQLite file in the data directory, the packaged price book,
-the API on 127.0.0.1. At scale, ``SYNOR_DATABASE_URL`` points at PostgreSQL.
+the API on 127.0.0.1, an in-process usage stream. At scale, ``SYNOR_DATABASE_URL`` points at
+PostgreSQL and ``SYNOR_STREAM_URL`` at Redis.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class Settings(BaseSettings):
         default=True, description="Upgrade the schema when the product starts"
     )
     log_level: str = Field(default="info", description="debug, info, warning or error")
+    stream_url: str = Field(
+        default="", description="Redis URL of the usage stream; empty means in-process"
+    )
+    stream_name: str = Field(default="synor:usage", description="The usage stream's key")
+    stream_group: str = Field(
+        default="synor-ingest", description="Consumer group the workers share"
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -1,6 +1,6 @@
 """The ``synor`` console script: hands the CLI a launcher from the composition root, and turns
-start-up failures (a bad setting, an unreadable price book, an unreachable database) into one
-line that names the culprit instead of a traceback."""
+start-up failures (a bad setting, an unreadable price book, an unreachable database or stream)
+into one line that names the culprit instead of a traceback."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def run() -> None:
     from pydantic import ValidationError
+    from redis.exceptions import RedisError
     from sqlalchemy.exc import DBAPIError
 
     from synor_economics.bootstrap import Launcher
@@ -33,6 +34,8 @@ def run() -> None:
     except DBAPIError as error:
         first = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         _fail(f"the database is not reachable ({launcher.database_location()}): {first}", 1)
+    except RedisError as error:
+        _fail(f"the usage stream is not reachable (SYNOR_STREAM_URL): {error}", 1)
     except (SynorError, OSError) as error:
         _fail(str(error), 1)
     finally:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from synor_economics.domain.ledger import (
     Account,
@@ -149,8 +149,11 @@ class UsageRepository(Protocol):
 
     def add_rejections(self, rows: Sequence[DeadLetter]) -> None: ...
 
-    def period_totals(self, account: str, start_us: int, end_us: int) -> dict[str, Decimal]:
-        """Σ of an account's hourly rollups in ``[start_us, end_us)``, per resource."""
+    def period_totals(
+        self, account: str, start_us: int, end_us: int
+    ) -> dict[str, tuple[Decimal, int]]:
+        """Σ of an account's hourly rollups in ``[start_us, end_us)`` per resource: the raw
+        quantity and the number of events counted."""
         ...
 
     def account_open_gauges(self, account: str) -> dict[GaugeKey, Level]: ...
@@ -171,3 +174,47 @@ class UsageUnitOfWork(Protocol):
     def write(self) -> AbstractContextManager[UsageTransaction]: ...
 
     def read(self) -> AbstractContextManager[UsageTransaction]: ...
+
+
+class StreamEntry(NamedTuple):
+    """One entry of the usage stream: its id, its payload (one event's JSON text, undecoded)
+    and how many times it has been delivered to a consumer (1 on first delivery)."""
+
+    entry_id: str
+    payload: bytes
+    deliveries: int
+
+
+class EventStream(Protocol):
+    """A durable stream of usage events read by a consumer group (Redis Streams at scale, an
+    in-process stream embedded). Entries stay pending until acknowledged; an entry a consumer
+    took and never acknowledged can be claimed by another after it sat idle long enough."""
+
+    @property
+    def name(self) -> str: ...
+
+    def publish(self, payloads: Sequence[bytes]) -> list[str]:
+        """Append entries; their ids, in order."""
+        ...
+
+    def read(self, consumer: str, *, count: int, block_ms: int) -> list[StreamEntry]:
+        """New entries for this consumer (waiting up to ``block_ms`` for some)."""
+        ...
+
+    def claim_idle(self, consumer: str, *, idle_ms: int, count: int) -> list[StreamEntry]:
+        """Take over entries other consumers left pending for at least ``idle_ms``."""
+        ...
+
+    def ack(self, entry_ids: Sequence[str]) -> None: ...
+
+    def dead_letter(self, entry: StreamEntry, reason: str) -> None:
+        """Move an entry that keeps failing to the dead-letter stream (and acknowledge it)."""
+        ...
+
+    def pending(self) -> int:
+        """Entries delivered and not yet acknowledged, group-wide."""
+        ...
+
+    def dead_letters(self, *, count: int) -> list[tuple[str, bytes, str]]:
+        """(entry id, payload, reason) of the newest entries of the dead-letter stream."""
+        ...

@@ -71,6 +71,7 @@ def test_the_usage_view_shows_raw_and_billable_quantities(client: TestClient) ->
         "raw_unit": "core-seconds",
         "quantity": "2",
         "unit": "core-hour",
+        "events": 2,
     }
 
 

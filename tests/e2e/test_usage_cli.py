@@ -118,8 +118,8 @@ def test_usage_show_as_table_and_csv(cli: Cli, tmp_path: Path) -> None:
     assert "core-hour" in table
     lines = cli.ok("usage", "show", "--account", "acct_1", "--period", PERIOD, "--csv").splitlines()
     assert lines == [
-        "resource,meter,quantity,unit,raw_quantity,raw_unit",
-        "compute.cpu,counter,3,core-hour,10800,core-seconds",
+        "resource,meter,quantity,unit,raw_quantity,raw_unit,events",
+        "compute.cpu,counter,3,core-hour,10800,core-seconds,2",
     ]
 
 

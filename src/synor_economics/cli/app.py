@@ -47,7 +47,7 @@ def parse_time(text: str | None, option: str) -> datetime | None:
 
 def make_app() -> typer.Typer:
     """Assemble the command tree."""
-    from synor_economics.cli import catalog, db, ledger, system, usage
+    from synor_economics.cli import catalog, db, ledger, system, usage, worker
 
     app = typer.Typer(
         name="synor",
@@ -55,12 +55,14 @@ def make_app() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        rich_markup_mode="markdown",
     )
     system.register(app)
     app.add_typer(db.app, name="db")
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(ledger.app, name="ledger")
     app.add_typer(usage.app, name="usage")
+    app.command()(worker.worker)
 
     @app.command()
     def version() -> None:

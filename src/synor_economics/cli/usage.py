@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -111,6 +112,37 @@ def _report(counts: Counter[EventStatus], problems: list[EventOutcome], as_json:
 
 
 @app.command()
+def publish(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of usage events.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
+    ] = None,
+) -> None:
+    """Send events from a file to the usage stream (SYNOR_STREAM_URL), for workers to count.
+
+    Events are sent as they are; validation and dedup happen when a worker counts them."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    try:
+        kind = file_format(file, fmt)
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="--format") from None
+    stream = system_of(ctx).stream
+    sent = 0
+    try:
+        for chunk in read_events(file, kind, 5000):
+            stream.publish([json.dumps(event, default=str).encode() for event in chunk.events])
+            sent += len(chunk.events)
+    except InputError as error:
+        raise typer.BadParameter(
+            f"{error} ({sent:,} events before it were sent)", param_hint="FILE"
+        ) from None
+    Console(stderr=True).print(f"sent {sent:,} events to {stream.name}")
+
+
+@app.command()
 def show(
     ctx: typer.Context,
     account: Annotated[str, typer.Option(help="The customer account.")],
@@ -127,7 +159,7 @@ def show(
     if as_json:
         print_json(document)
         return
-    columns = ("resource", "meter", "quantity", "unit", "raw_quantity", "raw_unit")
+    columns = ("resource", "meter", "quantity", "unit", "raw_quantity", "raw_unit", "events")
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
@@ -139,7 +171,7 @@ def show(
             column.replace("_", " "), justify="right" if "quantity" in column else "left"
         )
     for row in document["resources"]:
-        table.add_row(*(row[column] for column in columns))
+        table.add_row(*(str(row[column]) for column in columns))
     if not document["resources"]:
         table.caption = "no usage in this period"
     Console().print(table)

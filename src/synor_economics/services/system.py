@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from synor_economics import __version__
+from synor_economics.ports import EventStream
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
 from synor_economics.services.usage import UsageService
@@ -48,6 +49,7 @@ class System:
     ledger: LedgerService
     catalog: CatalogService
     usage: UsageService
+    stream: EventStream
     schema: Schema
     settings: tuple[Setting, ...]
     serve_address: tuple[str, int]

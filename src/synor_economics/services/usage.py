@@ -61,6 +61,8 @@ class ResourceUsage:
     resource: Resource
     raw: Decimal
     billable: Fraction
+    events: int
+    """Events counted in the period (a gauge's level carried in from before is not one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +126,17 @@ class UsageService:
         for (_, resource_id, _), latest in gauges.items():
             extra = open_segment(latest, start_us, as_of_us)
             if extra:
-                totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
+                quantity, events = totals.get(resource_id, (Decimal(0), 0))
+                totals[resource_id] = (EXACT.add(quantity, extra), events)
         seconds = (end_us - start_us) // 1_000_000
         rows = []
         for resource_id in sorted(totals):
             resource = self.catalog.resources.get(resource_id)
             if resource is None:
                 continue  # a resource since removed from the price book: not billable here
-            raw = totals[resource_id]
-            rows.append(
-                ResourceUsage(resource, raw, resource.billable_quantity(Fraction(raw), seconds))
-            )
+            raw, events = totals[resource_id]
+            billable = resource.billable_quantity(Fraction(raw), seconds)
+            rows.append(ResourceUsage(resource, raw, billable, events))
         return PeriodUsage(
             account=account,
             period=period,

@@ -53,6 +53,7 @@ def usage_document(usage: PeriodUsage) -> dict[str, Any]:
                 "raw_unit": _raw_unit(row.resource.event_unit, row.resource.meter.value),
                 "quantity": usage.billable_text(row),
                 "unit": row.resource.price_unit,
+                "events": row.events,
             }
             for row in usage.resources
         ],

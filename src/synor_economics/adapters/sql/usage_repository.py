@@ -155,14 +155,17 @@ class SqlUsageRepository:
             ],
         )
 
-    def period_totals(self, account: str, start_us: int, end_us: int) -> dict[str, Decimal]:
+    def period_totals(
+        self, account: str, start_us: int, end_us: int
+    ) -> dict[str, tuple[Decimal, int]]:
         c = usage_hourly.c
-        query = select(c.resource, c.quantity).where(
+        query = select(c.resource, c.quantity, c.events).where(
             c.account == account, c.hour_us >= start_us, c.hour_us < end_us
         )
-        totals: dict[str, Decimal] = {}
+        totals: dict[str, tuple[Decimal, int]] = {}
         for row in self.conn.execute(query):
-            totals[row.resource] = EXACT.add(totals.get(row.resource, Decimal(0)), row.quantity)
+            quantity, events = totals.get(row.resource, (Decimal(0), 0))
+            totals[row.resource] = (EXACT.add(quantity, row.quantity), events + row.events)
         return totals
 
     def account_open_gauges(self, account: str) -> dict[GaugeKey, Level]:

@@ -1,0 +1,1 @@
+"""Usage event streams: in-process (embedded) and Redis Streams (at scale)."""

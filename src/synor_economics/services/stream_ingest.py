@@ -1,0 +1,184 @@
+"""Consuming the usage stream: read a batch, count it, then acknowledge it.
+
+Exactly once comes from two rules. An entry is acknowledged only after the transaction that
+counted its event has committed, so a worker that dies at any point leaves the entry pending,
+and another worker (or itself, restarted) claims it once it has sat idle. And counting is
+idempotent on ``(account, id)``, so an entry counted but not acknowledged before a crash comes
+back as a duplicate, not a second count.
+
+An entry that keeps failing is isolated from its batch (the batch is split in halves until the
+failing entries stand alone) and, once it has been delivered ``max_deliveries`` times, moved to
+the dead-letter stream with the error. A failure that no entry escapes (the database is down) is
+an outage, not a poison entry: the worker backs off and nothing is dead-lettered.
+
+Invalid events are not failures: they are answered "rejected", recorded as usage dead letters in
+the same transaction, and acknowledged like the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from synor_economics.ports import EventStream, StreamEntry
+from synor_economics.services.usage import UsageService
+
+log = logging.getLogger(__name__)
+
+_PROBES_BEFORE_OUTAGE = 8
+"""Single entries tried, all failing, before a failed batch is taken for an outage."""
+
+
+_HEALTHY_WINDOW_S = 60.0
+"""A store that counted a batch this recently is taken to be up."""
+
+
+class OutageError(Exception):
+    """Nothing in a batch could be counted: the store is unavailable, not the entries bad."""
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    entries: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    dead_lettered: int = 0
+    outages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    batch: int = 1000
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    """How long an entry sits unacknowledged before another consumer may take it over."""
+    claim_every_s: float = 5.0
+    max_deliveries: int = 5
+    max_backoff_s: float = 5.0
+
+
+class StreamWorker:
+    """One consumer of the usage stream's group."""
+
+    def __init__(
+        self,
+        stream: EventStream,
+        usage: UsageService,
+        *,
+        consumer: str,
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self.stream = stream
+        self.usage = usage
+        self.consumer = consumer
+        self.options = options or WorkerOptions()
+        self.stats = WorkerStats()
+        self._last_ok = float("-inf")
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        drain: bool = False,
+        on_batch: Callable[[WorkerStats], None] | None = None,
+    ) -> WorkerStats:
+        """Consume until ``stop`` is set, or with ``drain`` until nothing is left to read or to
+        take over (a drain claims idle entries on every round)."""
+        options = self.options
+        next_claim = 0.0
+        backoff = 0.0
+        while not stop.is_set():
+            entries: list[StreamEntry] = []
+            if time.monotonic() >= next_claim:
+                entries = self.stream.claim_idle(
+                    self.consumer, idle_ms=options.claim_idle_ms, count=options.batch
+                )
+                next_claim = time.monotonic() + (0 if drain else options.claim_every_s)
+            if not entries:
+                entries = self.stream.read(
+                    self.consumer, count=options.batch, block_ms=0 if drain else options.block_ms
+                )
+            if not entries:
+                if drain:
+                    break
+                continue
+            try:
+                self.handle(entries)
+                backoff = 0.0
+            except OutageError as error:
+                self.stats.outages += 1
+                backoff = min(options.max_backoff_s, max(0.1, backoff * 2))
+                log.warning("usage store unavailable (%s); retrying in %.1fs", error, backoff)
+                stop.wait(backoff)
+            if on_batch is not None:
+                on_batch(self.stats)
+        return self.stats
+
+    def handle(self, entries: Sequence[StreamEntry]) -> None:
+        """Count a batch and acknowledge it; isolate and, if due, dead-letter failing entries."""
+        self.stats.batches += 1
+        self.stats.entries += len(entries)
+        probes = [0, 0]
+        try:
+            self._count(entries)
+            return
+        except Exception as error:  # any failure: find out whose it is
+            failing = self._isolate(list(entries), error, probes)
+        if failing is None or (probes[1] == 0 and not self._store_recently_ok()):
+            raise OutageError(f"no entry of a batch of {len(entries)} could be counted")
+        for entry, cause in failing:
+            if entry.deliveries >= self.options.max_deliveries:
+                self.stream.dead_letter(entry, f"{type(cause).__name__}: {cause}")
+                self.stats.dead_lettered += 1
+            # otherwise it stays pending and is claimed again once idle
+
+    def _count(self, entries: Sequence[StreamEntry]) -> None:
+        raws = [_decode(entry.payload) for entry in entries]
+        for outcome in self.usage.ingest(raws, source="stream"):
+            self.stats.outcomes[outcome.status.value] += 1
+        self._last_ok = time.monotonic()
+        self.stream.ack([entry.entry_id for entry in entries])
+
+    def _store_recently_ok(self) -> bool:
+        """Whether a batch was counted lately: then a lone failing entry is the entry's fault."""
+        return time.monotonic() - self._last_ok < _HEALTHY_WINDOW_S
+
+    def _isolate(
+        self, entries: list[StreamEntry], error: Exception, probes: list[int]
+    ) -> list[tuple[StreamEntry, Exception]] | None:
+        """Split a failed batch until the failing entries stand alone; count the rest.
+
+        ``probes`` is (single entries tried, batches that succeeded). Returns the failing
+        entries, or None when nothing succeeded in ``_PROBES_BEFORE_OUTAGE`` tries (an outage).
+        """
+        if len(entries) == 1:
+            probes[0] += 1
+            return [(entries[0], error)]
+        failing: list[tuple[StreamEntry, Exception]] = []
+        middle = len(entries) // 2
+        for half in (entries[:middle], entries[middle:]):
+            if probes[1] == 0 and probes[0] >= _PROBES_BEFORE_OUTAGE:
+                return None
+            try:
+                self._count(half)
+                probes[1] += 1
+            except Exception as half_error:  # narrowed down below
+                found = self._isolate(half, half_error, probes)
+                if found is None:
+                    return None
+                failing.extend(found)
+        return failing if probes[1] else None
+
+
+def _decode(payload: bytes) -> object:
+    """An entry's event; text that is not JSON is passed on as text, to be rejected (and kept
+    as a usage dead letter) with the reason, like any other invalid event."""
+    try:
+        return json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return payload.decode("utf-8", errors="replace")
