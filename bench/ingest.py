@@ -8,8 +8,11 @@ Every figure goes through the product's own path into a fresh SQLite database:
   HTTP            ``POST /v1/events`` in batches of 1,000 to a real ``synor serve``
   visible         time from a batch's answer to its usage showing in
                   ``GET /v1/accounts/{id}/usage`` (p50/p99 over the samples)
+  stream          Redis Streams → PostgreSQL: ``synor worker --drain`` processes (one, then two)
+                  counting a stream into a fresh database
 
 Usage: python bench/ingest.py [--events 200000] [--accounts 1000] [--http-events 100000]
+                              [--stream-events 100000] [--redis-url URL] [--postgres-url URL]
 """
 
 from __future__ import annotations
@@ -129,6 +132,47 @@ def visible_latencies(client: httpx.Client, samples: int = 100) -> list[float]:
     return sorted(latencies)
 
 
+def stream_figure(
+    events: list[dict[str, Any]], workers: int, redis_url: str, postgres_url: str, folder: Path
+) -> float:
+    """Events/s of ``workers`` worker processes draining a stream into a fresh PostgreSQL."""
+    from synor_economics.adapters.sql.engine import scratch_postgres
+    from synor_economics.adapters.stream.redis_stream import RedisEventStream
+
+    name = f"synor:bench:{uuid.uuid4().hex[:8]}"
+    with scratch_postgres(postgres_url, prefix="synor_bench") as url:
+        settings = Settings(
+            data_dir=folder, database_url=url, stream_url=redis_url, stream_name=name
+        )
+        build(settings).close()  # migrate, create the group
+        stream = RedisEventStream(redis_url, name, settings.stream_group)
+        stream.publish([json.dumps(e).encode() for e in events])
+        env = {
+            **os.environ,
+            "SYNOR_DATABASE_URL": url,
+            "SYNOR_STREAM_URL": redis_url,
+            "SYNOR_STREAM_NAME": name,
+        }
+        script = str(Path(sys.executable).with_name("synor"))
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(  # our own console script
+                [script, "worker", "--drain", "--batch", "2000", "--consumer", f"w{i}"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(workers)
+        ]
+        for process in processes:
+            process.wait()
+        elapsed = time.perf_counter() - started
+        assert stream.pending() == 0
+        stream.client.delete(name, f"{name}:dead")
+        stream.close()
+    return len(events) / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,6 +181,11 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--http-events", type=int, default=100_000)
+    parser.add_argument("--stream-events", type=int, default=100_000)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     args = parser.parse_args()
     events = make_events(args.events, args.accounts)
     with tempfile.TemporaryDirectory(prefix="synor-ingest-") as folder:
@@ -154,6 +203,14 @@ def main() -> None:
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         print(f"visible after   p50 {p50:.1f} ms   p99 {p99:.1f} ms  ({len(latencies)} samples)")
+        stream_events = make_events(args.stream_events, args.accounts, seed=13)
+        for workers in (1, 2):
+            rate = stream_figure(
+                stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
+            )
+            print(
+                f"stream → PG, {workers} worker{'s' if workers > 1 else ' '} {rate:>8,.0f} events/s"
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The usage repository over SQLAlchemy Core (``ports.UsageRepository``), SQLite and PostgreSQL.
 
-Lookups by key are row-value ``IN`` lists in chunks; rollups are read, added to in
-Python (exact decimals) and written back, which is safe because writers are serialised.
+Lookups by composite key are row-value ``IN`` lists in chunks on SQLite and a join against
+``unnest`` of one array per key column on PostgreSQL (whose planner spends longer on a
+thousand-term ``IN`` than on the lookups themselves). Rollups are read, added to in Python (exact
+decimals) and upserted, which is safe because writers are serialised.
 """
 
 from __future__ import annotations
@@ -10,7 +12,18 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from synor_economics.adapters.sql.tables import (
     usage_events,
@@ -27,6 +40,21 @@ _CHUNK = 500
 """Composite keys per ``IN`` list: two or three parameters each, under every driver's limit."""
 
 
+_EVENT_FIELDS = (
+    "account",
+    "event_id",
+    "resource",
+    "quantity",
+    "ts_us",
+    "subject",
+    "operator",
+    "meta",
+    "fingerprint",
+    "received_us",
+    "source",
+)
+
+
 def _chunks(items: Collection[_T]) -> Iterator[list[_T]]:
     listed = list(items)
     for start in range(0, len(listed), _CHUNK):
@@ -36,37 +64,71 @@ def _chunks(items: Collection[_T]) -> Iterator[list[_T]]:
 class SqlUsageRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+
+    def _rows_by_key(
+        self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
+    ) -> Iterator[Any]:
+        """The rows of ``table`` whose ``key`` columns match one of ``keys``."""
+        if not keys:
+            return
+        columns = [table.c[name] for name in key]
+        if not self._postgres:
+            for chunk in _chunks(keys):
+                yield from self.conn.execute(select(table).where(tuple_(*columns).in_(chunk)))
+            return
+        arrays = [list(values) for values in zip(*keys, strict=True)]
+        wanted = select(
+            *(
+                func.unnest(bindparam(f"k{i}", values, type_=ARRAY(column.type))).label(name)
+                for i, (values, column, name) in enumerate(zip(arrays, columns, key, strict=True))
+            )
+        ).subquery("wanted")
+        joined = select(table).join(
+            wanted,
+            and_(*(column == wanted.c[name] for column, name in zip(columns, key, strict=True))),
+        )
+        yield from self.conn.execute(joined)
 
     def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
-        found: dict[EventKey, str] = {}
-        c = usage_events.c
-        for chunk in _chunks(keys):
-            condition = tuple_(c.account, c.event_id).in_(chunk)
-            query = select(c.account, c.event_id, c.fingerprint).where(condition)
-            for row in self.conn.execute(query):
-                found[(row.account, row.event_id)] = row.fingerprint
-        return found
+        rows = self._rows_by_key(usage_events, ("account", "event_id"), keys)
+        return {(row.account, row.event_id): row.fingerprint for row in rows}
 
     def add_events(self, events: Sequence[UsageEvent], *, received_us: int, source: str) -> None:
         if not events:
             return
         rows = [
-            {
-                "account": e.account,
-                "event_id": e.id,
-                "resource": e.resource,
-                "quantity": e.quantity,
-                "ts_us": e.ts_us,
-                "subject": e.subject,
-                "operator": e.operator,
-                "meta": e.meta,
-                "fingerprint": e.fingerprint,
-                "received_us": received_us,
-                "source": source,
-            }
+            (
+                e.account,
+                e.id,
+                e.resource,
+                e.quantity if self._postgres else format(e.quantity, "f"),
+                e.ts_us,
+                e.subject,
+                e.operator,
+                e.meta,
+                e.fingerprint,
+                received_us,
+                source,
+            )
             for e in events
         ]
-        self.conn.execute(insert(usage_events), rows)
+        # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
+        # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
+        # the database's own work.
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        if self._postgres:
+            statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join("?" * len(_EVENT_FIELDS))
+        driver.executemany(
+            f"INSERT INTO usage_events ({', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
+            rows,
+        )
 
     def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
         c = usage_events.c
@@ -85,13 +147,8 @@ class SqlUsageRepository:
         return previous, after
 
     def hourly(self, keys: Collection[HourKey]) -> dict[HourKey, tuple[Decimal, int]]:
-        found: dict[HourKey, tuple[Decimal, int]] = {}
-        c = usage_hourly.c
-        for chunk in _chunks(keys):
-            condition = tuple_(c.account, c.resource, c.hour_us).in_(chunk)
-            for row in self.conn.execute(select(usage_hourly).where(condition)):
-                found[(row.account, row.resource, row.hour_us)] = (row.quantity, row.events)
-        return found
+        rows = self._rows_by_key(usage_hourly, ("account", "resource", "hour_us"), keys)
+        return {(r.account, r.resource, r.hour_us): (r.quantity, r.events) for r in rows}
 
     def save_hourly(self, rows: Mapping[HourKey, tuple[Decimal, int]]) -> None:
         if not rows:
@@ -106,13 +163,8 @@ class SqlUsageRepository:
         )
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
-        found: dict[GaugeKey, Level] = {}
-        c = usage_gauges.c
-        for chunk in _chunks(keys):
-            condition = tuple_(c.account, c.resource, c.subject).in_(chunk)
-            for row in self.conn.execute(select(usage_gauges).where(condition)):
-                found[(row.account, row.resource, row.subject)] = Level(row.since_us, row.level)
-        return found
+        rows = self._rows_by_key(usage_gauges, ("account", "resource", "subject"), keys)
+        return {(r.account, r.resource, r.subject): Level(r.since_us, r.level) for r in rows}
 
     def save_open_gauges(self, rows: Mapping[GaugeKey, Level]) -> None:
         if not rows:
@@ -126,14 +178,12 @@ class SqlUsageRepository:
             ],
         )
 
-    def _replace(self, table: Any, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """Insert-or-replace by primary key: delete the old rows, insert the new (portable, and
-        writers are serialised, so nothing slips in between)."""
-        columns = [table.c[name] for name in key]
-        for chunk in _chunks(rows):
-            condition = tuple_(*columns).in_([tuple(row[n] for n in key) for row in chunk])
-            self.conn.execute(delete(table).where(condition))
-            self.conn.execute(insert(table), chunk)
+    def _replace(self, table: Table, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """Insert-or-replace by primary key: one upsert statement, executed for every row."""
+        dialect = postgresql if self._postgres else sqlite
+        statement = dialect.insert(table)
+        updates = {c.name: statement.excluded[c.name] for c in table.c if c.name not in key}
+        self.conn.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), rows)
 
     def add_rejections(self, rows: Sequence[DeadLetter]) -> None:
         if not rows:
