@@ -1,13 +1,15 @@
 """The usage repository over SQLAlchemy Core (``ports.UsageRepository``), SQLite and PostgreSQL.
 
-Lookups by composite key are row-value ``IN`` lists in chunks on SQLite and a join against
-``unnest`` of one array per key column on PostgreSQL (whose planner spends longer on a
-thousand-term ``IN`` than on the lookups themselves). Rollups are read, added to in Python (exact
+Lookups by composite key join the table to the keys: ``json_each`` of one JSON array on SQLite,
+``unnest`` of one array per key column on PostgreSQL. Row-value ``IN`` lists were the first
+version: SQLite scanned the table for them, and PostgreSQL planned a thousand-term ``IN`` for
+longer than the lookups took. Rollups are read, added to in Python (exact
 decimals) and upserted, which is safe because writers are serialised.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -21,7 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -55,10 +57,10 @@ _EVENT_FIELDS = (
 )
 
 
-def _chunks(items: Collection[_T]) -> Iterator[list[_T]]:
+def _chunks(items: Collection[_T], size: int = _CHUNK) -> Iterator[list[_T]]:
     listed = list(items)
-    for start in range(0, len(listed), _CHUNK):
-        yield listed[start : start + _CHUNK]
+    for start in range(0, len(listed), size):
+        yield listed[start : start + size]
 
 
 class SqlUsageRepository:
@@ -74,8 +76,13 @@ class SqlUsageRepository:
             return
         columns = [table.c[name] for name in key]
         if not self._postgres:
-            for chunk in _chunks(keys):
-                yield from self.conn.execute(select(table).where(tuple_(*columns).in_(chunk)))
+            # One JSON array of keys joined to the table: SQLite walks the array and probes the
+            # key's index once per element (a row-value IN list would scan the table instead).
+            on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
+            sql = f"SELECT t.* FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
+            typed = text(sql).columns(*table.c)
+            for chunk in _chunks(keys, 20_000):
+                yield from self.conn.execute(typed, {"keys": json.dumps(chunk)})
             return
         arrays = [list(values) for values in zip(*keys, strict=True)]
         wanted = select(
