@@ -21,6 +21,7 @@ Choices where the contract is silent (also in ``docs/decisions.md``):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -89,20 +90,21 @@ class UsageEvent:
     subject: str = ""
     operator: str = ""
     meta: str = ""
+    fingerprint: str = dataclasses.field(init=False, compare=False)
+    """A digest of the body, to tell a retry (same body) from a conflict (different body)."""
+
+    def __post_init__(self) -> None:
+        quantity = format(self.quantity.normalize(), "f")
+        text = "\x1f".join(
+            (self.resource, quantity, str(self.ts_us), self.subject, self.operator, self.meta)
+        )
+        digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        object.__setattr__(self, "fingerprint", digest)
 
     @property
     def key(self) -> tuple[str, str]:
         """What dedup is keyed on: the id is unique per account."""
         return (self.account, self.id)
-
-    @property
-    def fingerprint(self) -> str:
-        """A digest of the body, to tell a retry (same body) from a conflict (different body)."""
-        quantity = format(self.quantity.normalize(), "f")
-        text = "\x1f".join(
-            (self.resource, quantity, str(self.ts_us), self.subject, self.operator, self.meta)
-        )
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from synor_economics.adapters.sql.tables import (
     usage_events,
@@ -163,10 +162,7 @@ class SqlUsageRepository:
         self._replace(
             usage_hourly,
             ("account", "resource", "hour_us"),
-            [
-                {"account": a, "resource": r, "hour_us": h, "quantity": q, "events": n}
-                for (a, r, h), (q, n) in rows.items()
-            ],
+            [(a, r, h, q, n) for (a, r, h), (q, n) in rows.items()],
         )
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
@@ -179,18 +175,31 @@ class SqlUsageRepository:
         self._replace(
             usage_gauges,
             ("account", "resource", "subject"),
-            [
-                {"account": a, "resource": r, "subject": s, "level": v.level, "since_us": v.ts_us}
-                for (a, r, s), v in rows.items()
-            ],
+            [(a, r, s, v.level, v.ts_us) for (a, r, s), v in rows.items()],
         )
 
-    def _replace(self, table: Table, key: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """Insert-or-replace by primary key: one upsert statement, executed for every row."""
-        dialect = postgresql if self._postgres else sqlite
-        statement = dialect.insert(table)
-        updates = {c.name: statement.excluded[c.name] for c in table.c if c.name not in key}
-        self.conn.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), rows)
+    def _replace(self, table: Table, key: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert-or-replace by primary key, through the driver: an ``unnest`` of one array per
+        column on PostgreSQL, ``executemany`` on SQLite. ``rows`` are in the table's column
+        order; table and column names are this module's constants, never input."""
+        names = [column.name for column in table.c]
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in key)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        if self._postgres:
+            dialect = self.conn.dialect
+            arrays = ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in table.c)
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) {conflict}"  # noqa: S608, E501
+            with driver.cursor() as cursor:
+                cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            return
+        placeholders = ", ".join("?" * len(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
+        driver.executemany(
+            sql,
+            [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in row) for row in rows],
+        )
 
     def add_rejections(self, rows: Sequence[DeadLetter]) -> None:
         if not rows:
