@@ -54,6 +54,7 @@ def build(settings: Settings | None = None) -> System:
     from synor_economics.catalog import load_catalog, load_default_catalog
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
+    from synor_economics.services.replacement import ReplacementService
     from synor_economics.services.usage import UsageService
 
     settings = settings or Settings()
@@ -78,6 +79,7 @@ def build(settings: Settings | None = None) -> System:
         ledger=ledger,
         catalog=CatalogService(catalog),
         usage=UsageService(uow, clock, catalog),
+        replacements=ReplacementService(uow, clock, catalog),
         stream=stream,
         schema=schema,
         settings=describe_settings(settings),

@@ -22,7 +22,7 @@ from synor_economics.domain.ledger import (
     TransferRecord,
 )
 from synor_economics.domain.meters import Level
-from synor_economics.domain.usage import DeadLetter, UsageEvent
+from synor_economics.domain.usage import ActiveEvent, DeadLetter, Replacement, UsageEvent
 
 
 class Clock(Protocol):
@@ -124,8 +124,11 @@ class UsageRepository(Protocol):
         """The body fingerprints of the events already stored under these keys."""
         ...
 
-    def add_events(self, events: Sequence[UsageEvent], *, received_us: int, source: str) -> None:
-        """Store new events (keys not yet stored)."""
+    def add_events(
+        self, events: Sequence[UsageEvent], *, received_us: int, source: str, generation: int = 0
+    ) -> None:
+        """Store new events (keys not yet stored in that generation: 0 for events as they
+        arrive, a replacement's number for the events it brings)."""
         ...
 
     def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
@@ -148,6 +151,38 @@ class UsageRepository(Protocol):
     def save_open_gauges(self, rows: Mapping[GaugeKey, Level]) -> None: ...
 
     def add_rejections(self, rows: Sequence[DeadLetter]) -> None: ...
+
+    def add_replacement(self, replacement: Replacement) -> int:
+        """Record a replacement; its number."""
+        ...
+
+    def update_replacement(self, replacement: Replacement) -> None: ...
+
+    def replacements(self, account: str | None) -> list[Replacement]:
+        """Replacements, newest first (of one account, if given)."""
+        ...
+
+    def supersede(self, account: str, start_us: int, end_us: int, by: int) -> int:
+        """Take the account's counted events in the window out of the count; how many."""
+        ...
+
+    def withdraw(self, replacement: int) -> None:
+        """Take a replacement's events out of the count and restore those it superseded."""
+        ...
+
+    def active_events(
+        self, account: str, resources: Collection[str], start_us: int, end_us: int | None
+    ) -> list[ActiveEvent]:
+        """Counted events of these resources from ``start_us`` (to ``end_us``), in time and
+        arrival order."""
+        ...
+
+    def clear_rollups(
+        self, account: str, resources: Collection[str], start_us: int, end_us: int | None
+    ) -> None:
+        """Delete these resources' hourly rollups in the range (and, when it is open-ended,
+        their open gauge segments) before they are rebuilt."""
+        ...
 
     def period_totals(
         self, account: str, start_us: int, end_us: int

@@ -141,3 +141,43 @@ def test_bad_input_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:
     period = cli.run("usage", "show", "--account", "acct_1", "--period", "2026-13")
     assert period.returncode == 2
     assert "2026-11" in period.stderr
+
+
+def test_replace_a_window_from_a_file_and_revert_it(cli: Cli, tmp_path: Path) -> None:
+    hour = WHEN.replace(minute=0, second=0)
+    start, end = (
+        hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    cli.ok("usage", "ingest", str(write_ndjson(tmp_path / "u.ndjson", events(3))))
+    fixed = write_ndjson(tmp_path / "fixed.ndjson", events(1, prefix="fix", quantity="7200"))
+    made = cli.json(
+        "usage",
+        "replace",
+        str(fixed),
+        "--account",
+        "acct_1",
+        "--from",
+        start,
+        "--to",
+        end,
+        "--note",
+        "double-counted",
+    )
+    assert (made["superseded"], made["added"], made["state"]) == (3, 1, "active")
+    assert cpu(cli, "raw_quantity") == 7200
+    listed = cli.json("usage", "replacements", "--account", "acct_1")["replacements"]
+    assert [(r["replacement"], r["note"]) for r in listed] == [
+        (made["replacement"], "double-counted")
+    ]
+    assert cli.json("usage", "revert", str(made["replacement"]))["state"] == "reverted"
+    assert cpu(cli, "raw_quantity") == 3 * 3600
+    again = cli.run("usage", "revert", str(made["replacement"]))
+    assert again.returncode == 2
+    assert "already reverted" in again.stderr
+    unaligned = cli.run(
+        "usage", "replace", str(fixed), "--account", "acct_1", "--from", TS, "--to", end
+    )
+    if start != TS:
+        assert unaligned.returncode == 2
+        assert "whole hours" in unaligned.stderr

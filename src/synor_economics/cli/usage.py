@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from synor_economics.cli.app import JsonFlag, print_json, system_of
+from synor_economics.cli.app import JsonFlag, parse_time, print_json, system_of
 from synor_economics.domain.usage import EventOutcome, EventStatus
 from synor_economics.services import usage_documents
+from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.usage import PeriodError
 from synor_economics.services.usage_input import (
     InputError,
@@ -79,11 +80,11 @@ def ingest(
                 progress.update(task, completed=chunk.position, events=seen)
         except InputError as error:
             progress.stop()
-            _report(counts, problems, as_json)
+            _report(counts, problems, as_json=as_json)
             raise typer.BadParameter(
                 f"{error} (events before it were ingested)", param_hint="FILE"
             ) from None
-    _report(counts, problems, as_json)
+    _report(counts, problems, as_json=as_json)
     if counts[EventStatus.REJECTED] or counts[EventStatus.CONFLICT]:
         raise typer.Exit(1)
 
@@ -95,7 +96,7 @@ def _shifted(outcome: EventOutcome, offset: int) -> EventOutcome:
     )
 
 
-def _report(counts: Counter[EventStatus], problems: list[EventOutcome], as_json: bool) -> None:
+def _report(counts: Counter[EventStatus], problems: list[EventOutcome], *, as_json: bool) -> None:
     summary = {status.value: counts.get(status, 0) for status in EventStatus}
     if as_json:
         print_json({**summary, "problems": [usage_documents.outcome_document(p) for p in problems]})
@@ -140,6 +141,99 @@ def publish(
             f"{error} ({sent:,} events before it were sent)", param_hint="FILE"
         ) from None
     Console(stderr=True).print(f"sent {sent:,} events to {stream.name}")
+
+
+@app.command(name="replace")
+def replace_window(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of the new events.")],
+    account: Annotated[str, typer.Option(help="The account whose events are replaced.")],
+    start: Annotated[str, typer.Option("--from", help="Window start, a whole hour (RFC 3339).")],
+    end: Annotated[str, typer.Option("--to", help="Window end, a whole hour (RFC 3339).")],
+    note: Annotated[str, typer.Option(help="Why: kept with the replacement.")] = "",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace an account's events in a window with a corrected file, in one transaction.
+
+    The replaced events are kept (marked superseded) and come back with `synor usage revert`.
+    Exits 1 if any event of the file was refused."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    begins, ends = parse_time(start, "--from"), parse_time(end, "--to")
+    assert begins is not None
+    assert ends is not None
+    try:
+        raws = [
+            e for chunk in read_events(file, file_format(file, fmt), 10_000) for e in chunk.events
+        ]
+        report = system_of(ctx).replacements.replace(account, begins, ends, raws, note=note)
+    except (InputError, ReplacementError) as error:
+        raise typer.BadParameter(str(error)) from None
+    summary = Counter(outcome.status for outcome in report.outcomes)
+    problems = [o for o in report.outcomes if o.reason][:_SHOWN_PROBLEMS]
+    if as_json:
+        print_json(usage_documents.replacement_document(report.replacement))
+    else:
+        done = report.replacement
+        Console().print(
+            f"replacement {done.seq}: {done.superseded:,} events superseded, "
+            f"{done.added:,} counted instead"
+        )
+        _report(summary, problems, as_json=False)
+    if summary[EventStatus.REJECTED] or summary[EventStatus.CONFLICT]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def revert(
+    ctx: typer.Context,
+    replacement: Annotated[int, typer.Argument(help="The replacement's number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Undo a replacement: its events leave the count and the ones it replaced come back."""
+    try:
+        done = system_of(ctx).replacements.revert(replacement)
+    except ReplacementError as error:
+        raise typer.BadParameter(str(error), param_hint="REPLACEMENT") from None
+    if as_json:
+        print_json(usage_documents.replacement_document(done))
+    else:
+        Console().print(f"replacement {done.seq} reverted: the replaced events count again")
+
+
+@app.command()
+def replacements(
+    ctx: typer.Context,
+    account: Annotated[str | None, typer.Option(help="Only this account's.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List replacement backfills, newest first."""
+    found = system_of(ctx).replacements.replacements(account)
+    if as_json:
+        print_json({"replacements": [usage_documents.replacement_document(r) for r in found]})
+        return
+    table = Table(title="Replacements (newest first)")
+    for column in ("#", "account", "from", "to", "superseded", "added", "state", "note"):
+        table.add_column(column)
+    for r in found:
+        document = usage_documents.replacement_document(r)
+        table.add_row(
+            str(r.seq),
+            r.account,
+            document["from"],
+            document["to"],
+            f"{r.superseded:,}",
+            f"{r.added:,}",
+            document["state"],
+            r.note,
+        )
+    if not found:
+        table.caption = "none"
+    Console().print(table)
 
 
 @app.command()

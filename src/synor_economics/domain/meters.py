@@ -108,3 +108,17 @@ def add_into(totals: dict[int, Decimal], deltas: dict[int, Decimal]) -> None:
     """Add hour deltas into running totals, exactly."""
     for bucket, delta in deltas.items():
         totals[bucket] = EXACT.add(totals.get(bucket, Decimal(0)), delta)
+
+
+def gauge_history(events: list[Level]) -> tuple[dict[int, Decimal], Level | None]:
+    """One gauge key's whole history rebuilt from its events (in time order, later arrivals
+    after earlier ones at equal times): the integral per hour of every closed segment, and the
+    open segment after the last event. What a replacement's rebuild uses instead of replaying
+    ``gauge_insert`` event by event."""
+    hourly: dict[int, Decimal] = {}
+    current: Level | None = None
+    for event in events:
+        if current is not None:
+            add_into(hourly, spread(current.level, current.ts_us, event.ts_us))
+        current = event
+    return hourly, current

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from synor_economics.domain.catalog import MeterKind, Resource
 from synor_economics.domain.errors import SynorError
@@ -132,6 +132,39 @@ class DeadLetter:
     source: str
     received_us: int
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """A replacement backfill: ``account``'s events in ``[start_us, end_us)`` taken out of the
+    count (kept, for audit) and a file's events counted instead; undone by a revert."""
+
+    account: str
+    start_us: int
+    end_us: int
+    created_us: int
+    note: str = ""
+    superseded: int = 0
+    added: int = 0
+    reverted_us: int | None = None
+    seq: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.reverted_us is None
+
+    def overlaps(self, start_us: int, end_us: int) -> bool:
+        return self.start_us < end_us and start_us < self.end_us
+
+
+class ActiveEvent(NamedTuple):
+    """A counted event, as rollups are rebuilt from it."""
+
+    resource: str
+    subject: str
+    ts_us: int
+    quantity: Decimal
+    seq: int
 
 
 def parse_event(raw: object, resources: Mapping[str, Resource], now_us: int) -> UsageEvent:

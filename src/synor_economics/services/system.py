@@ -11,6 +11,7 @@ from synor_economics import __version__
 from synor_economics.ports import EventStream
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
+from synor_economics.services.replacement import ReplacementService
 from synor_economics.services.usage import UsageService
 
 
@@ -49,6 +50,7 @@ class System:
     ledger: LedgerService
     catalog: CatalogService
     usage: UsageService
+    replacements: ReplacementService
     stream: EventStream
     schema: Schema
     settings: tuple[Setting, ...]

@@ -101,7 +101,7 @@ class UsageService:
         events are kept even when others in the batch are bad."""
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
-        intake = _Intake(source, to_us(self.clock.now()))
+        intake = Intake(source, to_us(self.clock.now()))
         valid: list[tuple[int, UsageEvent, object]] = []
         for index, raw in enumerate(raws):
             try:
@@ -109,7 +109,7 @@ class UsageService:
             except EventError as error:
                 intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
         with self.uow.write() as tx:
-            fresh = _dedup(tx.usage, valid, intake)
+            fresh = dedup(tx.usage, valid, intake)
             _count(tx.usage, fresh, self.catalog, received_us=intake.now_us, source=source)
             tx.usage.add_rejections(intake.letters)
         return [intake.outcomes[index] for index in range(len(raws))]
@@ -165,7 +165,7 @@ def _count(
     gauges = [e for e in events if catalog.resources[e.resource].meter is MeterKind.GAUGE]
     repo.add_events(counters, received_us=received_us, source=source)
     for event in counters:
-        _add(deltas, (event.account, event.resource, hour_of(event.ts_us)), event.quantity, 1)
+        add_to(deltas, (event.account, event.resource, hour_of(event.ts_us)), event.quantity, 1)
     opened = repo.open_gauges({(e.account, e.resource, e.subject) for e in gauges})
     changed: dict[GaugeKey, Level] = {}
     for event in gauges:
@@ -176,8 +176,8 @@ def _count(
         )
         repo.add_events([event], received_us=received_us, source=source)
         for bucket, delta in change.hourly.items():
-            _add(deltas, (event.account, event.resource, bucket), delta, 0)
-        _add(deltas, (event.account, event.resource, hour_of(event.ts_us)), Decimal(0), 1)
+            add_to(deltas, (event.account, event.resource, bucket), delta, 0)
+        add_to(deltas, (event.account, event.resource, hour_of(event.ts_us)), Decimal(0), 1)
         if change.open is not None:
             opened[gauge] = changed[gauge] = change.open
     stored = repo.hourly(deltas.keys())
@@ -188,7 +188,7 @@ def _count(
     repo.save_open_gauges(changed)
 
 
-def _add(
+def add_to(
     totals: dict[HourKey, tuple[Decimal, int]], key: HourKey, quantity: Decimal, n: int
 ) -> None:
     quantity_before, count_before = totals.get(key, (Decimal(0), 0))
@@ -196,7 +196,7 @@ def _add(
 
 
 @dataclass
-class _Intake:
+class Intake:
     """One batch's outcomes and dead letters as they are decided."""
 
     source: str
@@ -229,12 +229,13 @@ class _Intake:
         )
 
 
-def _dedup(
-    repo: UsageRepository, valid: list[tuple[int, UsageEvent, object]], intake: _Intake
+def dedup(
+    repo: UsageRepository | None, valid: list[tuple[int, UsageEvent, object]], intake: Intake
 ) -> list[UsageEvent]:
-    """Sort a batch's valid events into new ones, duplicates and conflicts (against storage and
-    against earlier events of the same batch)."""
-    seen = repo.fingerprints({event.key for _, event, _ in valid})
+    """Sort a batch's valid events into new ones, duplicates and conflicts: against storage
+    (unless ``repo`` is None: a replacement's events are a generation of their own) and against
+    earlier events of the same batch."""
+    seen = repo.fingerprints({event.key for _, event, _ in valid}) if repo is not None else {}
     fresh: list[UsageEvent] = []
     for index, event, raw in valid:
         digest = event.fingerprint

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from synor_economics.domain.usage import DeadLetter, EventOutcome, EventStatus
+from synor_economics.domain.usage import DeadLetter, EventOutcome, EventStatus, Replacement
 from synor_economics.services.documents import instant
 from synor_economics.services.time import from_us
 from synor_economics.services.usage import PeriodUsage
@@ -85,4 +85,21 @@ def dead_letters_page(letters: Sequence[DeadLetter], limit: int) -> dict[str, An
     return {
         "dead_letters": [dead_letter_document(letter) for letter in letters],
         "next_before": last,
+    }
+
+
+def replacement_document(replacement: Replacement) -> dict[str, Any]:
+    return {
+        "replacement": replacement.seq,
+        "account": replacement.account,
+        "from": instant(from_us(replacement.start_us)),
+        "to": instant(from_us(replacement.end_us)),
+        "created": instant(from_us(replacement.created_us)),
+        "state": "active" if replacement.active else "reverted",
+        "reverted": instant(from_us(replacement.reverted_us))
+        if replacement.reverted_us is not None
+        else None,
+        "superseded": replacement.superseded,
+        "added": replacement.added,
+        "note": replacement.note,
     }

@@ -165,9 +165,31 @@ usage_events = Table(
     Column("fingerprint", String(32), nullable=False),
     Column("received_us", BigInteger, nullable=False),
     Column("source", String(10), nullable=False),
-    UniqueConstraint("account", "event_id", name="uq_usage_events_account_event_id"),
+    Column("generation", BigInteger, nullable=False, server_default=text("0")),
+    Column("superseded_by", BigInteger, nullable=True),
+    UniqueConstraint("account", "event_id", "generation", name="uq_usage_events_account_event_id"),
     Index("ix_usage_events_gauge", "account", "resource", "subject", "ts_us"),
 )
+
+# ``generation`` is 0 for events as they arrived, and a replacement's number for the events a
+# replacement backfill brought (ids are unique per account and generation, so a corrected copy
+# may reuse the original's id). ``superseded_by`` is set while an event is out of the count: the
+# replacement that took it out, or minus the replacement whose revert withdrew it.
+
+usage_replacements = Table(
+    "usage_replacements",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("reverted_us", BigInteger, nullable=True),
+    Column("superseded", Integer, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("note", Text, nullable=False),
+)
+"""Replacement backfills: one account's events in ``[start_us, end_us)`` swapped for a file's."""
 
 usage_hourly = Table(
     "usage_hourly",

@@ -20,10 +20,12 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    delete,
     func,
     insert,
     select,
     text,
+    update,
 )
 
 from synor_economics.adapters.sql.tables import (
@@ -31,9 +33,16 @@ from synor_economics.adapters.sql.tables import (
     usage_gauges,
     usage_hourly,
     usage_rejections,
+    usage_replacements,
 )
 from synor_economics.domain.meters import EXACT, Level
-from synor_economics.domain.usage import DeadLetter, EventStatus, UsageEvent
+from synor_economics.domain.usage import (
+    ActiveEvent,
+    DeadLetter,
+    EventStatus,
+    Replacement,
+    UsageEvent,
+)
 from synor_economics.ports import EventKey, GaugeKey, HourKey
 
 _T = TypeVar("_T")
@@ -53,6 +62,7 @@ _EVENT_FIELDS = (
     "fingerprint",
     "received_us",
     "source",
+    "generation",
 )
 
 
@@ -98,9 +108,11 @@ class SqlUsageRepository:
 
     def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
         rows = self._rows_by_key(usage_events, ("account", "event_id"), keys)
-        return {(row.account, row.event_id): row.fingerprint for row in rows}
+        return {(r.account, r.event_id): r.fingerprint for r in rows if r.generation == 0}
 
-    def add_events(self, events: Sequence[UsageEvent], *, received_us: int, source: str) -> None:
+    def add_events(
+        self, events: Sequence[UsageEvent], *, received_us: int, source: str, generation: int = 0
+    ) -> None:
         if not events:
             return
         rows = [
@@ -116,6 +128,7 @@ class SqlUsageRepository:
                 e.fingerprint,
                 received_us,
                 source,
+                generation,
             )
             for e in events
         ]
@@ -139,7 +152,12 @@ class SqlUsageRepository:
     def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
         c = usage_events.c
         account, resource, subject = key
-        same = and_(c.account == account, c.resource == resource, c.subject == subject)
+        same = and_(
+            c.account == account,
+            c.resource == resource,
+            c.subject == subject,
+            c.superseded_by.is_(None),
+        )
         before = self.conn.execute(
             select(c.ts_us, c.quantity)
             .where(same, c.ts_us <= ts_us)
@@ -200,6 +218,118 @@ class SqlUsageRepository:
             sql,
             [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in row) for row in rows],
         )
+
+    # -- replacements ------------------------------------------------------------------------
+
+    def add_replacement(self, replacement: Replacement) -> int:
+        result = self.conn.execute(
+            insert(usage_replacements).values(
+                account=replacement.account,
+                start_us=replacement.start_us,
+                end_us=replacement.end_us,
+                created_us=replacement.created_us,
+                superseded=replacement.superseded,
+                added=replacement.added,
+                note=replacement.note,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def update_replacement(self, replacement: Replacement) -> None:
+        self.conn.execute(
+            update(usage_replacements)
+            .where(usage_replacements.c.seq == replacement.seq)
+            .values(
+                superseded=replacement.superseded,
+                added=replacement.added,
+                reverted_us=replacement.reverted_us,
+            )
+        )
+
+    def replacements(self, account: str | None) -> list[Replacement]:
+        c = usage_replacements.c
+        query = select(usage_replacements).order_by(c.seq.desc())
+        if account is not None:
+            query = query.where(c.account == account)
+        return [
+            Replacement(
+                seq=row.seq,
+                account=row.account,
+                start_us=row.start_us,
+                end_us=row.end_us,
+                created_us=row.created_us,
+                reverted_us=row.reverted_us,
+                superseded=row.superseded,
+                added=row.added,
+                note=row.note,
+            )
+            for row in self.conn.execute(query)
+        ]
+
+    def supersede(self, account: str, start_us: int, end_us: int, by: int) -> int:
+        c = usage_events.c
+        result = self.conn.execute(
+            update(usage_events)
+            .where(
+                c.account == account,
+                c.ts_us >= start_us,
+                c.ts_us < end_us,
+                c.superseded_by.is_(None),
+                c.generation != by,
+            )
+            .values(superseded_by=by)
+        )
+        return int(result.rowcount)
+
+    def withdraw(self, replacement: int) -> None:
+        """Take a replacement's events out of the count and put back those it superseded."""
+        c = usage_events.c
+        self.conn.execute(
+            update(usage_events)
+            .where(c.generation == replacement, c.superseded_by.is_(None))
+            .values(superseded_by=-replacement)
+        )
+        self.conn.execute(
+            update(usage_events).where(c.superseded_by == replacement).values(superseded_by=None)
+        )
+
+    def active_events(
+        self, account: str, resources: Collection[str], start_us: int, end_us: int | None
+    ) -> list[ActiveEvent]:
+        c = usage_events.c
+        query = (
+            select(c.resource, c.subject, c.ts_us, c.quantity, c.seq)
+            .where(
+                c.account == account,
+                c.resource.in_(list(resources)),
+                c.ts_us >= start_us,
+                c.superseded_by.is_(None),
+            )
+            .order_by(c.ts_us, c.seq)
+        )
+        if end_us is not None:
+            query = query.where(c.ts_us < end_us)
+        return [ActiveEvent(*row) for row in self.conn.execute(query)]
+
+    def clear_rollups(
+        self, account: str, resources: Collection[str], start_us: int, end_us: int | None
+    ) -> None:
+        """Delete hourly rollups of these resources from ``start_us`` (to ``end_us``), and the
+        open gauge segments of these resources when the range is open-ended."""
+        c = usage_hourly.c
+        condition = and_(
+            c.account == account, c.resource.in_(list(resources)), c.hour_us >= start_us
+        )
+        if end_us is not None:
+            condition = and_(condition, c.hour_us < end_us)
+        self.conn.execute(delete(usage_hourly).where(condition))
+        if end_us is None:
+            g = usage_gauges.c
+            self.conn.execute(
+                delete(usage_gauges).where(g.account == account, g.resource.in_(list(resources)))
+            )
 
     def add_rejections(self, rows: Sequence[DeadLetter]) -> None:
         if not rows:
