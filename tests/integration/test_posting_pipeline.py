@@ -31,6 +31,7 @@ class GatedUnitOfWork:
         self.gate.set()
         self.waiting = threading.Event()
         self.fail_next = False
+        self.fail_next_read = False
 
     @contextmanager
     def write(self) -> Iterator[Any]:
@@ -43,6 +44,9 @@ class GatedUnitOfWork:
             yield tx
 
     def read(self) -> Any:
+        if self.fail_next_read:
+            self.fail_next_read = False
+            raise OSError("connection reset")
         return self.inner.read()
 
 
@@ -196,3 +200,16 @@ def test_many_threads_posting_at_once_lose_nothing(
     assert balance(service, PREPAID) == 10**6 - spent
     assert service.check().ok
     service.close()
+
+
+def test_a_batch_that_cannot_be_prepared_leaves_nothing_behind(gated: Any) -> None:
+    service, gate = gated
+    service.post_batch([deposit_of("dep", 100)])
+    gate.fail_next_read = True
+    with pytest.raises(OSError, match="connection reset"):
+        service.post_batch([spend("buy", 60)])
+    assert balance(service, PREPAID) == 100
+    assert isinstance(service.post_batch([spend("buy", 60)])[0], Applied)
+    assert isinstance(service.post_batch([spend("more", 41)])[0], Rejected)
+    assert balance(service, PREPAID) == 40
+    assert service.check().ok

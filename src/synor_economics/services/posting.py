@@ -182,7 +182,7 @@ class PostingPipeline:
         """Apply a batch; return once it is durable. Per-command outcomes, one transaction."""
         for _ in range(_MAX_RETRIES):
             with self._preparing:
-                batch = self._prepare(commands)
+                batch = self._prepare_safely(commands)
                 self._submit(batch)
             batch.done.wait()
             if batch.error is None:
@@ -206,6 +206,17 @@ class PostingPipeline:
                 self._committer = None
 
     # -- prepare -----------------------------------------------------------------------------
+
+    def _prepare_safely(self, commands: Sequence[Command]) -> _Batch:
+        """Prepare a batch; if that fails halfway, the cache may hold half-moved balances, so
+        it is forgotten (once the batches in flight, which do not depend on it, are done)."""
+        try:
+            return self._prepare(commands)
+        except BaseException:
+            with self._guard:
+                flying = list(self._in_flight)
+            self._restart(flying)
+            raise
 
     def _prepare(self, commands: Sequence[Command]) -> _Batch:
         with self._guard:
@@ -266,10 +277,15 @@ class PostingPipeline:
             with self._guard:
                 flying = list(self._in_flight)
             self._restart(flying)
-            with self.uow.write() as tx:
-                working = load_working_set(tx.ledger, commands, self._cache)
-                outcomes = LedgerMachine(working).apply_all(commands, to_us(self.clock.now()))
-                store(tx.ledger, outcomes, working)
+            try:
+                with self.uow.write() as tx:
+                    working = load_working_set(tx.ledger, commands, self._cache)
+                    now_us = to_us(self.clock.now())
+                    outcomes = LedgerMachine(working).apply_all(commands, now_us)
+                    store(tx.ledger, outcomes, working)
+            except BaseException:
+                self._cache = AccountCache()  # it may hold balances that did not commit
+                raise
             self._cache.absorb(working.accounts, working.last_seq)
             return outcomes
 
