@@ -17,7 +17,6 @@ the same transaction, and acknowledged like the rest.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 
 from synor_economics.ports import EventStream, StreamEntry
 from synor_economics.services.usage import UsageService
+from synor_economics.services.usage_input import InputError, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,6 @@ def _decode(payload: bytes) -> object:
     """An entry's event; text that is not JSON is passed on as text, to be rejected (and kept
     as a usage dead letter) with the reason, like any other invalid event."""
     try:
-        return json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return decode_json(payload)
+    except InputError:
         return payload.decode("utf-8", errors="replace")

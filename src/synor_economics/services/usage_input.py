@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
+
+import msgspec
 
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.usage import MAX_BATCH
@@ -46,26 +48,40 @@ def _text(body: bytes) -> str:
         raise InputError(f"body is not UTF-8 (byte {error.start})") from None
 
 
-def _json_document(text: str) -> list[Any]:
+def decode_json(data: str | bytes) -> Any:
+    """One JSON document, decoded with msgspec (several times faster than ``json`` on the hot
+    path). What msgspec refuses is decoded again with ``json``: to say where a malformed
+    document breaks, and so that what ``json`` accepts (``NaN``, say, which validation then
+    refuses by name) is not reported as malformed."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
+        return _decode(data)
+    except msgspec.DecodeError:
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"not UTF-8 (byte {error.start})") from None
+
+
+_decode = msgspec.json.Decoder().decode
+
+
+def _json_document(text: str) -> list[Any]:
+    document = decode_json(text)
     return document if isinstance(document, list) else [document]
 
 
-def _ndjson_lines(lines: Iterator[str] | list[str], first_line: int = 1) -> Iterator[Any]:
+def _ndjson_lines(lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Any]:
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(
-                f"malformed JSON at line {number}, column {error.colno}: {error.msg}"
-            ) from None
+            yield decode_json(line)
+        except InputError as error:
+            raise InputError(str(error).replace("line 1,", f"line {number},", 1)) from None
 
 
 FORMATS = ("ndjson", "csv", "parquet")
@@ -125,14 +141,7 @@ def read_events(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
 
 
 def _ndjson_rows(handle: BinaryIO) -> Iterator[Any]:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            where = f", column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
-            raise InputError(f"malformed JSON at line {number}{where}: {error}") from None
+    yield from _ndjson_lines(handle)
 
 
 def _csv_rows(text: TextIO) -> Iterator[Any]:
