@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from typing import Annotated
 
 import typer
@@ -9,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synor_economics.cli.app import JsonFlag, launcher_of, print_json, system_of
+from synor_economics.services.stream_ingest import StreamWorker
 
 
 def register(app: typer.Typer) -> None:
@@ -24,8 +28,16 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: SYNOR_PORT).")
     ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also count the usage stream in this process (one consumer of the group).",
+        ),
+    ] = True,
 ) -> None:
-    """Run the HTTP API (and, as later parts land, the dashboard and workers) in one process."""
+    """Run the HTTP API and a usage-stream worker (and, as later parts land, the dashboard)
+    in one process."""
     import uvicorn
 
     from synor_economics.api.app import create_app
@@ -42,7 +54,26 @@ def serve(
         f"({system.schema.location})\n"
         f"API: {base}/v1/health   docs: {base}/docs"
     )
-    uvicorn.run(create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level)
+    stop = threading.Event()
+    consumer = None
+    if worker:
+        name = f"serve-{socket.gethostname()}-{os.getpid()}"
+        consumer = threading.Thread(
+            target=StreamWorker(system.stream, system.usage, consumer=name).run,
+            args=(stop,),
+            name="synor-stream-worker",
+            daemon=True,
+        )
+        consumer.start()
+        console.print(f"usage stream: {system.stream.name} (worker {name})")
+    try:
+        uvicorn.run(
+            create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level
+        )
+    finally:
+        stop.set()  # the worker finishes the batch in hand; unacknowledged entries stay pending
+        if consumer is not None:
+            consumer.join(timeout=30)
 
 
 def show_config(ctx: typer.Context, as_json: JsonFlag = False) -> None:
