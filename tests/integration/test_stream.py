@@ -119,18 +119,17 @@ def test_a_dead_consumers_entries_are_taken_over(stream: EventStream, usage: Usa
 
 
 class Poisoned:
-    """A usage service that fails whenever a batch holds a given event id (a bug only that
-    event triggers), or always (an outage)."""
+    """A usage service that fails whenever a batch holds one of some event ids (a bug only
+    those events trigger), or always (an outage)."""
 
-    def __init__(self, real: UsageService, poison: str | None) -> None:
+    def __init__(self, real: UsageService, *poison: str) -> None:
         self.real = real
-        self.poison = poison
+        self.poison = set(poison)
 
     def ingest(self, raws: list[Any], *, source: str) -> Any:
-        if self.poison is None or any(
-            isinstance(r, dict) and r.get("id") == self.poison for r in raws
-        ):
-            raise RuntimeError(f"cannot count {self.poison or 'anything'}")
+        bad = [r["id"] for r in raws if isinstance(r, dict) and r.get("id") in self.poison]
+        if bad or not self.poison:
+            raise RuntimeError(f"cannot count {bad[0] if bad else 'anything'}")
         return self.real.ingest(raws, source=source)
 
 
@@ -153,7 +152,7 @@ def test_an_entry_that_keeps_failing_is_isolated_and_dead_lettered(
 def test_an_outage_dead_letters_nothing(stream: EventStream, usage: UsageService) -> None:
     stream.publish([payload(f"e{i}") for i in range(30)])
     options = WorkerOptions(batch=30, claim_idle_ms=0, max_deliveries=1)
-    down = StreamWorker(stream, Poisoned(usage, None), consumer="w", options=options)  # type: ignore[arg-type]
+    down = StreamWorker(stream, Poisoned(usage), consumer="w", options=options)  # type: ignore[arg-type]
     entries = stream.read("w", count=30, block_ms=0)
     with pytest.raises(OutageError):
         down.handle(entries)
@@ -173,3 +172,19 @@ def test_blocking_read_returns_when_an_entry_arrives(stream: EventStream) -> Non
     later.join()
     assert [json.loads(e.payload)["id"] for e in found] == ["late"]
     assert datetime.now(UTC) - started < timedelta(seconds=4)
+
+
+def test_neighbouring_poison_entries_do_not_pass_for_an_outage(
+    stream: EventStream, usage: UsageService
+) -> None:
+    stream.publish([payload("bad-1"), payload("bad-2")] + [payload(f"e{i}") for i in range(6)])
+    options = WorkerOptions(batch=8, claim_idle_ms=0, max_deliveries=1)
+    sick = Poisoned(usage, "bad-1", "bad-2")
+    worker = StreamWorker(stream, sick, consumer="w", options=options)  # type: ignore[arg-type]
+    worker.handle(stream.read("w", count=8, block_ms=0))
+    assert cpu(usage) == 60
+    assert sorted(json.loads(body)["id"] for _, body, _ in stream.dead_letters(count=5)) == [
+        "bad-1",
+        "bad-2",
+    ]
+    assert stream.pending() == 0

@@ -153,8 +153,10 @@ class StreamWorker:
     ) -> list[tuple[StreamEntry, Exception]] | None:
         """Split a failed batch until the failing entries stand alone; count the rest.
 
-        ``probes`` is (single entries tried, batches that succeeded). Returns the failing
-        entries, or None when nothing succeeded in ``_PROBES_BEFORE_OUTAGE`` tries (an outage).
+        ``probes`` is (single entries tried, batches that succeeded), over the whole search.
+        Returns the failing entries, or None once ``_PROBES_BEFORE_OUTAGE`` single entries
+        failed with nothing counted yet (an outage: no point trying the rest one by one).
+        Whether a search that counted nothing at all is an outage is the caller's call.
         """
         if len(entries) == 1:
             probes[0] += 1
@@ -172,7 +174,7 @@ class StreamWorker:
                 if found is None:
                     return None
                 failing.extend(found)
-        return failing if probes[1] else None
+        return failing
 
 
 def _decode(payload: bytes) -> object:
