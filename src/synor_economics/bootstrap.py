@@ -50,7 +50,7 @@ def build(settings: Settings | None = None) -> System:
     from synor_economics.adapters.clock import SystemClock
     from synor_economics.adapters.sql.engine import make_engine
     from synor_economics.adapters.sql.schema import SqlSchema
-    from synor_economics.adapters.sql.uow import SqlUnitOfWork
+    from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY, SqlUnitOfWork
     from synor_economics.catalog import load_catalog, load_default_catalog
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
@@ -67,6 +67,8 @@ def build(settings: Settings | None = None) -> System:
     )
     clock = SystemClock()
     uow = SqlUnitOfWork(engine)
+    usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
+    replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)
     ledger = LedgerService(uow, clock)
     stream = _stream(settings)
 
@@ -78,8 +80,8 @@ def build(settings: Settings | None = None) -> System:
     return System(
         ledger=ledger,
         catalog=CatalogService(catalog),
-        usage=UsageService(uow, clock, catalog),
-        replacements=ReplacementService(uow, clock, catalog),
+        usage=UsageService(usage_uow, clock, catalog),
+        replacements=ReplacementService(replacing_uow, clock, catalog),
         stream=stream,
         schema=schema,
         settings=describe_settings(settings),

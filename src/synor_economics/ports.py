@@ -106,6 +106,11 @@ class UnitOfWork(Protocol):
     def read(self) -> AbstractContextManager[Transaction]: ...
 
 
+class ConcurrentWriteError(Exception):
+    """Another writer stored the same thing at the same moment; the transaction was rolled
+    back and can simply be tried again (it will then see the other writer's rows)."""
+
+
 EventKey = tuple[str, str]
 """(account, event id): what usage dedup is keyed on."""
 
@@ -131,17 +136,19 @@ class UsageRepository(Protocol):
         arrive, a replacement's number for the events it brings)."""
         ...
 
+    def lock_gauges(self, keys: Collection[GaugeKey]) -> None:
+        """Hold these gauge keys until the transaction ends (writers that may run side by side
+        must not interleave on one key's neighbours and open segment)."""
+        ...
+
     def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
         """For a gauge key: the level of the last stored event at or before ``ts_us`` (latest
         arrival among equal times), and the time of the first stored event after it."""
         ...
 
-    def hourly(self, keys: Collection[HourKey]) -> dict[HourKey, tuple[Decimal, int]]:
-        """Stored rollups (quantity, events) for these keys."""
-        ...
-
-    def save_hourly(self, rows: Mapping[HourKey, tuple[Decimal, int]]) -> None:
-        """Insert or replace these rollups."""
+    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+        """Add (quantity, events) to these hourly rollups, creating the missing ones, exactly
+        and safely against concurrent writers."""
         ...
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
@@ -220,3 +222,114 @@ def test_period_must_be_a_month() -> None:
     for bad in ("2026-13", "2026-1", "nov", "2026-11-01"):
         with pytest.raises(PeriodError):
             month_bounds(bad)
+
+
+@pytest.mark.postgres
+def test_writers_side_by_side_count_every_event_once(postgres_url: str) -> None:
+    """Ingestion on PostgreSQL runs in parallel (a shared lock): two writers sending
+    overlapping batches, counters and one gauge key alike, still count each event once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY
+
+    engine = migrated_engine(postgres_url)
+    uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
+    usage = UsageService(uow, FixedClock(NOW), load_default_catalog())
+    rng = random.Random(8)
+    counters = [event(f"c{i}", str(i), ts=f"2026-11-05T{i % 24:02d}:00:00Z") for i in range(400)]
+    gauges = [
+        gauge(f"g{i}", rng.randrange(10**6), f"2026-11-{1 + i % 19:02d}T{i % 24:02d}:00:00Z")
+        for i in range(60)
+    ]
+    batches = []
+    for _ in range(8):  # every batch a random half of everything: plenty of collisions
+        mixed = rng.sample(counters, 200) + rng.sample(gauges, 30)
+        rng.shuffle(mixed)
+        batches.append(mixed)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda b: usage.ingest(b, source="stream"), batches))
+    accepted = {o.id for r in results for o in r if o.status is EventStatus.ACCEPTED}
+    assert all(
+        o.status in (EventStatus.ACCEPTED, EventStatus.DUPLICATE) for r in results for o in r
+    )
+    sent_counters = {e["id"] for b in batches for e in b if e["resource"] == "compute.cpu"}
+    assert raw_of(usage, "compute.cpu") == sum(
+        int(str(e["id"])[1:]) for e in counters if e["id"] in sent_counters
+    )
+    assert {i for i in accepted if str(i).startswith("c")} == sent_counters
+    # The gauge: its integral equals the one computed from the events that got in.
+    got = sorted(
+        (to_us_text(str(g["ts"])), int(str(g["quantity"]))) for g in gauges if g["id"] in accepted
+    )
+    start = to_us_text("2026-11-01T00:00:00Z")
+    now_us = to_us_text("2026-11-20T12:00:00Z")
+    expected = (
+        sum(
+            level * ((got[k + 1][0] if k + 1 < len(got) else now_us) - ts)
+            for k, (ts, level) in enumerate(got)
+        )
+        // 1_000_000
+    )
+    assert ts_ok(got, start)
+    assert raw_of(usage, "storage.storage") == Decimal(expected)
+    engine.dispose()
+
+
+def to_us_text(stamp: str) -> int:
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000
+
+
+def ts_ok(levels: list[tuple[int, int]], start: int) -> bool:
+    """Distinct times at or after the period start (so the expected integral is unambiguous)."""
+    times = [ts for ts, _ in levels]
+    return len(set(times)) == len(times) and min(times) >= start
+
+
+@pytest.mark.postgres
+def test_a_key_stored_by_another_writer_meanwhile_is_a_retryable_race(postgres_url: str) -> None:
+    from synor_economics.domain.usage import parse_event
+    from synor_economics.ports import ConcurrentWriteError
+
+    engine = migrated_engine(postgres_url)
+    uow = SqlUnitOfWork(engine)
+    catalog = load_default_catalog()
+    usage = UsageService(uow, FixedClock(NOW), catalog)
+    usage.ingest([event("e1")], source="http")
+    parsed = parse_event(event("e1"), catalog.resources, to_us_text("2026-11-20T12:00:00Z"))
+    with pytest.raises(ConcurrentWriteError), uow.write() as tx:
+        tx.usage.add_events([parsed], received_us=0, source="http")  # as if the lookup missed it
+    engine.dispose()
+
+
+class RacingOnce:
+    """A unit of work whose first write transaction loses a race (as PostgreSQL reports it)."""
+
+    def __init__(self, inner: SqlUnitOfWork) -> None:
+        self.inner = inner
+        self.raced = False
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        with self.inner.write() as tx:
+            yield tx
+            if not self.raced:
+                self.raced = True
+                from synor_economics.ports import ConcurrentWriteError
+
+                raise ConcurrentWriteError("duplicate key value violates unique constraint")
+
+    def read(self) -> Any:
+        return self.inner.read()
+
+
+def test_a_batch_that_lost_a_race_is_tried_again_and_answered_once(sqlite_url: str) -> None:
+    engine = migrated_engine(sqlite_url)
+    racing = RacingOnce(SqlUnitOfWork(engine))
+    usage = UsageService(racing, FixedClock(NOW), load_default_catalog())
+    outcomes = usage.ingest([event("a"), event("a", "9"), event("b", 1.5)], source="stream")
+    assert racing.raced
+    assert [o.status.value for o in outcomes] == ["accepted", "conflict", "rejected"]
+    assert raw_of(usage, "compute.cpu") == 7200
+    assert sorted(d.status.value for d in usage.dead_letters()) == ["conflict", "rejected"]
+    engine.dispose()

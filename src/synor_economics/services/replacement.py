@@ -149,5 +149,5 @@ def rebuild(
             add_to(rows, (account, key[1], bucket), quantity, 0)
         if last is not None:
             opened[key] = last
-    repo.save_hourly(rows)
+    repo.add_hourly(rows)  # onto rollups just cleared: the rebuilt totals themselves
     repo.save_open_gauges(opened)

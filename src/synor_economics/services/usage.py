@@ -37,11 +37,21 @@ from synor_economics.domain.usage import (
     event_id_of,
     parse_event,
 )
-from synor_economics.ports import Clock, GaugeKey, HourKey, UsageRepository, UsageUnitOfWork
+from synor_economics.ports import (
+    Clock,
+    ConcurrentWriteError,
+    GaugeKey,
+    HourKey,
+    UsageRepository,
+    UsageUnitOfWork,
+)
 from synor_economics.services.time import to_us
 
 SOURCES = ("http", "stream", "file", "client")
 """Where events come from; recorded with each event and dead letter."""
+
+_RACE_RETRIES = 5
+"""Tries of a batch that raced a writer side by side on the same event (PostgreSQL)."""
 
 _MAX_BODY = 65_536
 """Longest dead-letter body kept, in characters (a rejected event is kept whole up to this)."""
@@ -108,10 +118,17 @@ class UsageService:
                 valid.append((index, parse_event(raw, self.catalog.resources, intake.now_us), raw))
             except EventError as error:
                 intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
-        with self.uow.write() as tx:
-            fresh = dedup(tx.usage, valid, intake)
-            _count(tx.usage, fresh, self.catalog, received_us=intake.now_us, source=source)
-            tx.usage.add_rejections(intake.letters)
+        for attempt in range(_RACE_RETRIES):
+            try:
+                with self.uow.write() as tx:
+                    fresh = dedup(tx.usage, valid, intake)
+                    _count(tx.usage, fresh, self.catalog, received_us=intake.now_us, source=source)
+                    tx.usage.add_rejections(intake.letters)
+                break
+            except ConcurrentWriteError:
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+                intake.forget_dedup()  # the next try looks the keys up again
         return [intake.outcomes[index] for index in range(len(raws))]
 
     def period_usage(self, account: str, period: str) -> PeriodUsage:
@@ -166,7 +183,9 @@ def _count(
     repo.add_events(counters, received_us=received_us, source=source)
     for event in counters:
         add_to(deltas, (event.account, event.resource, hour_of(event.ts_us)), event.quantity, 1)
-    opened = repo.open_gauges({(e.account, e.resource, e.subject) for e in gauges})
+    gauge_keys = {(e.account, e.resource, e.subject) for e in gauges}
+    repo.lock_gauges(gauge_keys)
+    opened = repo.open_gauges(gauge_keys)
     changed: dict[GaugeKey, Level] = {}
     for event in gauges:
         gauge = (event.account, event.resource, event.subject)
@@ -180,11 +199,7 @@ def _count(
         add_to(deltas, (event.account, event.resource, hour_of(event.ts_us)), Decimal(0), 1)
         if change.open is not None:
             opened[gauge] = changed[gauge] = change.open
-    stored = repo.hourly(deltas.keys())
-    for key, (quantity, count) in deltas.items():
-        before, before_count = stored.get(key, (Decimal(0), 0))
-        deltas[key] = (EXACT.add(before, quantity), before_count + count)
-    repo.save_hourly(deltas)
+    repo.add_hourly(deltas)
     repo.save_open_gauges(changed)
 
 
@@ -203,6 +218,12 @@ class Intake:
     now_us: int
     outcomes: dict[int, EventOutcome] = field(default_factory=dict)
     letters: list[DeadLetter] = field(default_factory=list)
+
+    def forget_dedup(self) -> None:
+        """Drop what dedup decided (outcomes and conflict letters), keeping the rejections made
+        before any lookup, for a batch that is tried again."""
+        self.outcomes = {i: o for i, o in self.outcomes.items() if o.status is EventStatus.REJECTED}
+        self.letters = [letter for letter in self.letters if letter.status is EventStatus.REJECTED]
 
     def keep(self, index: int, event_id: str, status: EventStatus) -> None:
         self.outcomes[index] = EventOutcome(index, event_id, status)

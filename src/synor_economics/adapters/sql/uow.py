@@ -14,6 +14,10 @@ from synor_economics.adapters.sql.usage_repository import SqlUsageRepository
 LEDGER_LOCK_KEY = 0x53594E4F52
 """PostgreSQL advisory lock key ("SYNOR") that serialises ledger writers across processes."""
 
+USAGE_LOCK_KEY = 0x5553414745
+"""The lock usage writers take instead ("USAGE"): metering never waits for the ledger, nor the
+ledger for metering; their tables do not overlap."""
+
 
 class SqlTransaction:
     """A transaction's repositories: the ledger and usage (later: invoices, ...)."""
@@ -34,10 +38,22 @@ class SqlTransaction:
 
 class SqlUnitOfWork:
     """Opens SQL transactions. Writers are serialised: BEGIN IMMEDIATE on SQLite, an advisory
-    transaction lock on PostgreSQL, so the ledger's sequence and running balances never race."""
+    transaction lock on PostgreSQL, so the ledger's sequence and running balances never race.
+    ``lock_key`` picks the PostgreSQL lock: the ledger's by default; usage writers get their
+    own, ``shared`` among themselves (ingestion is safe side by side: see the usage repository)
+    and exclusive for replacements, which rebuild rollups. SQLite has one writer at a time
+    whatever the lock."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, lock_key: int = LEDGER_LOCK_KEY, *, shared: bool = False
+    ) -> None:
         self.engine = engine
+        self.lock_key = lock_key
+        self._lock_sql = text(
+            "SELECT pg_advisory_xact_lock_shared(:key)"
+            if shared
+            else "SELECT pg_advisory_xact_lock(:key)"
+        )
 
     @contextmanager
     def write(self) -> Iterator[SqlTransaction]:
@@ -45,9 +61,7 @@ class SqlUnitOfWork:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY}
-                    )
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock_key})
                 yield SqlTransaction(conn)
 
     @contextmanager

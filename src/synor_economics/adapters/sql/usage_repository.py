@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import (
     ARRAY,
     Connection,
@@ -43,7 +44,7 @@ from synor_economics.domain.usage import (
     Replacement,
     UsageEvent,
 )
-from synor_economics.ports import EventKey, GaugeKey, HourKey
+from synor_economics.ports import ConcurrentWriteError, EventKey, GaugeKey, HourKey
 
 _T = TypeVar("_T")
 _CHUNK = 500
@@ -139,15 +140,30 @@ class SqlUsageRepository:
         assert driver is not None
         if self._postgres:
             statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
-            with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            try:
+                with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except psycopg.errors.UniqueViolation as error:
+                # Another writer, side by side, stored one of these keys after our lookup.
+                raise ConcurrentWriteError(str(error).splitlines()[0]) from error
             return
         placeholders = ", ".join("?" * len(_EVENT_FIELDS))
         driver.executemany(
             f"INSERT INTO usage_events ({', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
             rows,
         )
+
+    def lock_gauges(self, keys: Collection[GaugeKey]) -> None:
+        """Transaction-level advisory locks on the keys' hashes, taken in sorted order so two
+        writers never wait on each other in a circle. SQLite needs none: one writer at a time."""
+        if not self._postgres or not keys:
+            return
+        for key in sorted(keys):
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": "\x1f".join(key)},
+            )
 
     def gauge_neighbours(self, key: GaugeKey, ts_us: int) -> tuple[Level | None, int | None]:
         c = usage_events.c
@@ -170,18 +186,31 @@ class SqlUsageRepository:
         previous = None if before is None else Level(before.ts_us, before.quantity)
         return previous, after
 
-    def hourly(self, keys: Collection[HourKey]) -> dict[HourKey, tuple[Decimal, int]]:
-        rows = self._rows_by_key(usage_hourly, ("account", "resource", "hour_us"), keys)
-        return {(r.account, r.resource, r.hour_us): (r.quantity, r.events) for r in rows}
-
-    def save_hourly(self, rows: Mapping[HourKey, tuple[Decimal, int]]) -> None:
-        if not rows:
+    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+        if not deltas:
             return
-        self._replace(
-            usage_hourly,
-            ("account", "resource", "hour_us"),
-            [(a, r, h, q, n) for (a, r, h), (q, n) in rows.items()],
-        )
+        if self._postgres:
+            # Added up by the database, exactly (NUMERIC), in one statement.
+            # Sorted, so writers side by side lock the rows they share in the same order.
+            self._replace(
+                usage_hourly,
+                ("account", "resource", "hour_us"),
+                [(a, r, h, q, n) for (a, r, h), (q, n) in sorted(deltas.items())],
+                additive=True,
+            )
+            return
+        # SQLite's arithmetic on TEXT numbers would go through floats: add in Python instead
+        # (SQLite has one writer at a time, so nothing changes between the read and the write).
+        keys = ("account", "resource", "hour_us")
+        stored = {
+            (r.account, r.resource, r.hour_us): (r.quantity, r.events)
+            for r in self._rows_by_key(usage_hourly, keys, deltas.keys())
+        }
+        rows = []
+        for (a, r, h), (quantity, events) in deltas.items():
+            before, counted = stored.get((a, r, h), (Decimal(0), 0))
+            rows.append((a, r, h, EXACT.add(before, quantity), counted + events))
+        self._replace(usage_hourly, keys, rows)
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
         rows = self._rows_by_key(usage_gauges, ("account", "resource", "subject"), keys)
@@ -196,12 +225,26 @@ class SqlUsageRepository:
             [(a, r, s, v.level, v.ts_us) for (a, r, s), v in rows.items()],
         )
 
-    def _replace(self, table: Table, key: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert-or-replace by primary key, through the driver: an ``unnest`` of one array per
-        column on PostgreSQL, ``executemany`` on SQLite. ``rows`` are in the table's column
-        order; table and column names are this module's constants, never input."""
+    def _replace(
+        self,
+        table: Table,
+        key: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        *,
+        additive: bool = False,
+    ) -> None:
+        """Insert-or-replace by primary key (or, ``additive``, insert-or-add), through the
+        driver: an ``unnest`` of one array per column on PostgreSQL, ``executemany`` on SQLite.
+        ``rows`` are in the table's column order; table and column names are this module's
+        constants, never input."""
         names = [column.name for column in table.c]
-        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in key)
+        updates = ", ".join(
+            f"{name} = {table.name}.{name} + excluded.{name}"
+            if additive
+            else f"{name} = excluded.{name}"
+            for name in names
+            if name not in key
+        )
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         driver = self.conn.connection.driver_connection
         assert driver is not None
