@@ -89,7 +89,9 @@ class SqlUsageRepository:
             # One JSON array of keys joined to the table: SQLite walks the array and probes the
             # key's index once per element (a row-value IN list would scan the table instead).
             on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
-            sql = f"SELECT t.* FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
+            listed = ", ".join(f"t.{column.name}" for column in table.c)  # named, not t.*:
+            # a table rebuilt by a migration may hold its columns in another order
+            sql = f"SELECT {listed} FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
             typed = text(sql).columns(*table.c)
             for chunk in _chunks(keys, 20_000):
                 yield from self.conn.execute(typed, {"keys": json.dumps(chunk)})
