@@ -128,3 +128,34 @@ def test_batches_are_capped_and_periods_checked(client: TestClient) -> None:
     wrong = client.get("/v1/accounts/acct_42/usage?period=2026-13")
     assert wrong.status_code == 422
     assert "period" in wrong.json()["error"]["message"]
+
+
+def test_replace_a_window_over_http_and_revert_it(client: TestClient) -> None:
+    hour = datetime.fromisoformat(event("x")["ts"].replace("Z", "+00:00")).replace(
+        minute=0, second=0, microsecond=0
+    )
+    window = {"from": stamp(hour), "to": stamp(hour + timedelta(hours=1))}
+    client.post("/v1/events", json=[event("a"), event("b")])
+    made = client.post(
+        "/v1/accounts/acct_42/usage/replacements",
+        json={**window, "note": "re-metered", "events": [event("a", "100"), event("c", 1)]},
+    )
+    assert made.status_code == 200
+    body = made.json()
+    assert (body["superseded"], body["added"], body["state"]) == (2, 1, "active")
+    assert [e["status"] for e in body["events"]] == ["accepted", "rejected"]
+    assert cpu_raw(client) == 100
+    listed = client.get("/v1/usage/replacements", params={"account": "acct_42"}).json()
+    assert [r["note"] for r in listed["replacements"]] == ["re-metered"]
+    reverted = client.post(f"/v1/usage/replacements/{body['replacement']}/revert")
+    assert reverted.json()["state"] == "reverted"
+    assert cpu_raw(client) == 7200
+    again = client.post(f"/v1/usage/replacements/{body['replacement']}/revert")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_reverted")
+    missing = client.post("/v1/usage/replacements/999/revert")
+    assert missing.status_code == 404
+    crooked = client.post(
+        "/v1/accounts/acct_42/usage/replacements",
+        json={"from": stamp(hour + timedelta(minutes=5)), "to": window["to"], "events": []},
+    )
+    assert (crooked.status_code, crooked.json()["error"]["code"]) == (422, "invalid_window")

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from synor_economics.domain.errors import LedgerError, SynorError
 from synor_economics.domain.ledger import AccountKind
 from synor_economics.domain.usage import MAX_BATCH
 from synor_economics.services import documents, usage_documents
+from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.system import System
 from synor_economics.services.usage import PeriodError
 from synor_economics.services.usage_input import BatchTooLargeError, InputError, decode_body
@@ -139,6 +141,21 @@ _EVENTS_BODY = {
 }
 
 
+class ReplacementBody(BaseModel):
+    """A replacement backfill: the window (whole hours, UTC) and the events that replace it."""
+
+    start: datetime = Field(alias="from", description="Window start, a whole hour")
+    end: datetime = Field(alias="to", description="Window end, a whole hour")
+    note: str = Field(default="", max_length=2000, description="Why: kept with it")
+    events: list[dict[str, Any]] = Field(max_length=MAX_BATCH)
+
+
+def _utc(moment: datetime) -> datetime:
+    aware = _aware(moment)
+    assert aware is not None
+    return aware
+
+
 def _usage_routes(app: FastAPI, system: System) -> None:
     """Metering: ingest events, period usage, dead letters."""
 
@@ -178,6 +195,35 @@ def _usage_routes(app: FastAPI, system: System) -> None:
                 [{"loc": ("query", "period"), "msg": str(error), "type": "value_error"}]
             ) from None
         return usage_documents.usage_document(found)
+
+    @app.exception_handler(ReplacementError)
+    async def _replacement(_request: Request, error: ReplacementError) -> JSONResponse:
+        status = {"not_found": 404, "invalid_window": 422}.get(error.code, 409)
+        return _error(status, error.code, str(error))
+
+    @app.post("/v1/accounts/{account}/usage/replacements", tags=["usage"])
+    def replace(account: str, body: ReplacementBody) -> dict[str, Any]:
+        """Replace the account's events in ``[from, to)`` (whole hours) with ``events``, in one
+        transaction; the replaced events are kept and come back if the replacement is
+        reverted. Each event is answered by index, as for ``POST /v1/events``."""
+        report = system.replacements.replace(
+            account, _utc(body.start), _utc(body.end), list(body.events), note=body.note
+        )
+        return {
+            **usage_documents.replacement_document(report.replacement),
+            **usage_documents.ingest_document(report.outcomes),
+        }
+
+    @app.post("/v1/usage/replacements/{replacement}/revert", tags=["usage"])
+    def revert(replacement: int) -> dict[str, Any]:
+        """Undo a replacement: its events leave the count, the ones it replaced come back."""
+        return usage_documents.replacement_document(system.replacements.revert(replacement))
+
+    @app.get("/v1/usage/replacements", tags=["usage"])
+    def replacements(account: str | None = None) -> dict[str, Any]:
+        """Replacements, newest first (of one account, if given)."""
+        found = system.replacements.replacements(account)
+        return {"replacements": [usage_documents.replacement_document(r) for r in found]}
 
     @app.get("/v1/usage/dead-letters", tags=["usage"])
     def dead_letters(

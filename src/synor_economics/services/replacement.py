@@ -33,7 +33,12 @@ from synor_economics.services.usage import Intake, add_to, dedup
 
 
 class ReplacementError(ValueError):
-    """A replacement that cannot be made or reverted, with the reason."""
+    """A replacement that cannot be made or reverted, with the reason. ``code`` is stable:
+    ``not_found``, ``already_reverted``, ``newer_overlaps`` or ``invalid_window``."""
+
+    def __init__(self, message: str, code: str = "invalid_window") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +96,9 @@ class ReplacementService:
             found = {r.seq: r for r in repo.replacements(None)}
             target = found.get(seq)
             if target is None:
-                raise ReplacementError(f"replacement {seq} does not exist")
+                raise ReplacementError(f"replacement {seq} does not exist", "not_found")
             if not target.active:
-                raise ReplacementError(f"replacement {seq} is already reverted")
+                raise ReplacementError(f"replacement {seq} is already reverted", "already_reverted")
             newer = sorted(
                 r.seq
                 for r in found.values()
@@ -104,7 +109,8 @@ class ReplacementService:
             )
             if newer:
                 raise ReplacementError(
-                    f"replacement {newer[-1]} overlaps {seq} and is newer: revert it first"
+                    f"replacement {newer[-1]} overlaps {seq} and is newer: revert it first",
+                    "newer_overlaps",
                 )
             repo.withdraw(seq)
             reverted = replace(target, reverted_us=now_us)
