@@ -176,7 +176,13 @@ def replace_window(
     summary = Counter(outcome.status for outcome in report.outcomes)
     problems = [o for o in report.outcomes if o.reason][:_SHOWN_PROBLEMS]
     if as_json:
-        print_json(usage_documents.replacement_document(report.replacement))
+        print_json(
+            {
+                **usage_documents.replacement_document(report.replacement),
+                **usage_documents.ingest_summary(report.outcomes),
+                "problems": [usage_documents.outcome_document(p) for p in problems],
+            }
+        )
     else:
         done = report.replacement
         Console().print(
