@@ -23,6 +23,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from synor_economics.adapters.sql.bulk import chunks, driver_of
 from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
 from synor_economics.domain.ledger import (
     Account,
@@ -72,9 +73,7 @@ def pg_array_literal(values: Iterable[object]) -> str:
 
 def _chunks(ids: Collection[_T]) -> Iterator[list[_T]]:
     """Lists of at most ``_CHUNK`` items, for IN lists every driver accepts."""
-    items = list(ids)
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+    return chunks(ids, _CHUNK)
 
 
 def _account(row: Any) -> Account:
@@ -177,9 +176,7 @@ class SqlLedgerRepository:
 
     def _driver(self) -> Any:
         """The DB-API connection under this transaction (sqlite3 or psycopg), for bulk paths."""
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
-        return driver
+        return driver_of(self.conn)
 
     # -- writing ---------------------------------------------------------------------------
 

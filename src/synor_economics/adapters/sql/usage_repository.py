@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from synor_economics.adapters.sql.bulk import chunks, driver_of
 from synor_economics.adapters.sql.tables import (
     usage_events,
     usage_gauges,
@@ -46,9 +47,9 @@ from synor_economics.domain.usage import (
 )
 from synor_economics.ports import ConcurrentWriteError, EventKey, GaugeKey, HourKey
 
-_T = TypeVar("_T")
-_CHUNK = 500
-"""Composite keys per ``IN`` list: two or three parameters each, under every driver's limit."""
+_KEYS_PER_LOOKUP = 20_000
+"""Keys per JSON array joined on SQLite (one parameter, however many keys: the bound is only
+there to keep each statement's array a sensible size)."""
 
 
 _EVENT_FIELDS = (
@@ -65,12 +66,6 @@ _EVENT_FIELDS = (
     "source",
     "generation",
 )
-
-
-def _chunks(items: Collection[_T], size: int = _CHUNK) -> Iterator[list[_T]]:
-    listed = list(items)
-    for start in range(0, len(listed), size):
-        yield listed[start : start + size]
 
 
 class SqlUsageRepository:
@@ -93,7 +88,7 @@ class SqlUsageRepository:
             # a table rebuilt by a migration may hold its columns in another order
             sql = f"SELECT {listed} FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
             typed = text(sql).columns(*table.c)
-            for chunk in _chunks(keys, 20_000):
+            for chunk in chunks(keys, _KEYS_PER_LOOKUP):
                 yield from self.conn.execute(typed, {"keys": json.dumps(chunk)})
             return
         arrays = [list(values) for values in zip(*keys, strict=True)]
@@ -138,8 +133,7 @@ class SqlUsageRepository:
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
         # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
+        driver = driver_of(self.conn)
         if self._postgres:
             statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
             try:
@@ -248,8 +242,7 @@ class SqlUsageRepository:
             if name not in key
         )
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
-        driver = self.conn.connection.driver_connection
-        assert driver is not None
+        driver = driver_of(self.conn)
         if self._postgres:
             dialect = self.conn.dialect
             arrays = ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in table.c)
@@ -298,20 +291,8 @@ class SqlUsageRepository:
         query = select(usage_replacements).order_by(c.seq.desc())
         if account is not None:
             query = query.where(c.account == account)
-        return [
-            Replacement(
-                seq=row.seq,
-                account=row.account,
-                start_us=row.start_us,
-                end_us=row.end_us,
-                created_us=row.created_us,
-                reverted_us=row.reverted_us,
-                superseded=row.superseded,
-                added=row.added,
-                note=row.note,
-            )
-            for row in self.conn.execute(query)
-        ]
+        # The table's columns are the dataclass's fields, by name.
+        return [Replacement(**row._mapping) for row in self.conn.execute(query)]
 
     def supersede(self, account: str, start_us: int, end_us: int, by: int) -> int:
         c = usage_events.c
@@ -422,16 +403,6 @@ class SqlUsageRepository:
         if before is not None:
             query = query.where(c.seq < before)
         return [
-            DeadLetter(
-                status=EventStatus(row.status),
-                account=row.account,
-                event_id=row.event_id,
-                field=row.field,
-                reason=row.reason,
-                body=row.body,
-                source=row.source,
-                received_us=row.received_us,
-                seq=row.seq,
-            )
+            DeadLetter(**{**row._mapping, "status": EventStatus(row.status)})
             for row in self.conn.execute(query)
         ]
