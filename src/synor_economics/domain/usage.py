@@ -194,19 +194,11 @@ def parse_event(raw: object, resources: Mapping[str, Resource], now_us: int) -> 
     )
 
 
-def event_id_of(raw: object) -> str:
-    """The id of a raw event as far as it can be read, for reporting a rejected one."""
+def raw_text(raw: object, field: str) -> str:
+    """A text field of a raw event as far as it can be read (the id and account of a rejected
+    event, for its answer and its dead-letter record): "" when it is missing or not text."""
     if isinstance(raw, Mapping):
-        value = raw.get("id")
-        if isinstance(value, str):
-            return value[:200]
-    return ""
-
-
-def account_of(raw: object) -> str:
-    """The account of a raw event as far as it can be read (for the dead-letter record)."""
-    if isinstance(raw, Mapping):
-        value = raw.get("account")
+        value = raw.get(field)
         if isinstance(value, str):
             return value[:200]
     return ""

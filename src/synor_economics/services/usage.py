@@ -33,9 +33,8 @@ from synor_economics.domain.usage import (
     EventOutcome,
     EventStatus,
     UsageEvent,
-    account_of,
-    event_id_of,
     parse_event,
+    raw_text,
 )
 from synor_economics.ports import (
     Clock,
@@ -230,7 +229,7 @@ class Intake:
 
     def refuse(self, index: int, raw: object, status: EventStatus, field: str, reason: str) -> None:
         """Report a rejected or conflicting event and keep it as a dead letter, body and all."""
-        event_id = event_id_of(raw)
+        event_id = raw_text(raw, "id")
         self.outcomes[index] = EventOutcome(index, event_id, status, field, reason)
         try:
             body = json.dumps(raw, ensure_ascii=False, default=str)
@@ -239,7 +238,7 @@ class Intake:
         self.letters.append(
             DeadLetter(
                 status=status,
-                account=account_of(raw),
+                account=raw_text(raw, "account"),
                 event_id=event_id,
                 field=field,
                 reason=reason,
