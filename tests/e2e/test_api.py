@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.services.system import System
 from synor_economics.services.time import from_us
-from tests.e2e.conftest import rfc3339
+from tests.e2e.conftest import COMMAND, rfc3339
 
 with warnings.catch_warnings():  # starlette nags about httpx vs httpx2 at import time
     warnings.simplefilter("ignore")
@@ -550,8 +549,7 @@ def wait_until_healthy(
 
 @pytest.mark.parametrize("via", ["option", "environment"])
 def test_synor_serve(tmp_path: Path, via: str) -> None:
-    script = Path(sys.executable).with_name("synor")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "synor_economics.main"]
+    command = list(COMMAND)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNOR_")}
     env["SYNOR_DATA_DIR"] = str(tmp_path / "served")

@@ -6,8 +6,9 @@ import csv
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,6 +31,11 @@ app = typer.Typer(
     help="Usage metering: ingest events, show usage, dead letters.", no_args_is_help=True
 )
 
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
+]
+
 _SHOWN_PROBLEMS = 10
 """Rejected or conflicting events listed after an ingest; the rest are in `synor usage rejected`."""
 
@@ -38,10 +44,7 @@ _SHOWN_PROBLEMS = 10
 def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of usage events.")],
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
-    ] = None,
+    fmt: FormatOption = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 5000,
     as_json: JsonFlag = False,
 ) -> None:
@@ -49,10 +52,8 @@ def ingest(
 
     Safe to run again: events already counted are reported as duplicates. Exits 1 if any event
     was rejected or conflicted (they are kept as dead letters with their reasons)."""
-    if not file.is_file():
-        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    kind = _file_kind(file, fmt)
     try:
-        kind = file_format(file, fmt)
         total = file_size(file, kind)
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="--format") from None
@@ -89,6 +90,29 @@ def ingest(
         raise typer.Exit(1)
 
 
+def _file_kind(file: Path, fmt: str | None) -> str:
+    """The format of a file the command is to read, or a usage error naming what is wrong."""
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    try:
+        return file_format(file, fmt)
+    except InputError as error:
+        raise typer.BadParameter(str(error), param_hint="--format") from None
+
+
+def _print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], empty: str = "none"
+) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    if not rows:
+        table.caption = empty
+    Console().print(table)
+
+
 def _shifted(outcome: EventOutcome, offset: int) -> EventOutcome:
     """An outcome with its index counted from the start of the file, not of its batch."""
     return EventOutcome(
@@ -96,40 +120,38 @@ def _shifted(outcome: EventOutcome, offset: int) -> EventOutcome:
     )
 
 
-def _report(counts: Counter[EventStatus], problems: list[EventOutcome], *, as_json: bool) -> None:
+def _report(
+    counts: Counter[EventStatus],
+    problems: list[EventOutcome],
+    *,
+    as_json: bool,
+    head: dict[str, Any] | None = None,
+) -> None:
+    """The counts by status and the first refused events; ``head`` leads the JSON document."""
     summary = {status.value: counts.get(status, 0) for status in EventStatus}
     if as_json:
-        print_json({**summary, "problems": [usage_documents.outcome_document(p) for p in problems]})
+        refused = [usage_documents.outcome_document(p) for p in problems]
+        print_json({**(head or {}), **summary, "problems": refused})
         return
-    console = Console()
-    console.print("  ".join(f"{name}: [bold]{count:,}[/bold]" for name, count in summary.items()))
+    Console().print("  ".join(f"{name}: [bold]{count:,}[/bold]" for name, count in summary.items()))
     if problems:
-        table = Table(title="Refused events (first ones; all in `synor usage rejected`)")
-        for column in ("event #", "id", "status", "field", "reason"):
-            table.add_column(column)
-        for p in problems:
-            table.add_row(str(p.index + 1), p.id, p.status.value, p.field, p.reason)
-        console.print(table)
+        _print_table(
+            "Refused events (first ones; all in `synor usage rejected`)",
+            ("event #", "id", "status", "field", "reason"),
+            [(str(p.index + 1), p.id, p.status.value, p.field, p.reason) for p in problems],
+        )
 
 
 @app.command()
 def publish(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of usage events.")],
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
-    ] = None,
+    fmt: FormatOption = None,
 ) -> None:
     """Send events from a file to the usage stream (SYNOR_STREAM_URL), for workers to count.
 
     Events are sent as they are; validation and dedup happen when a worker counts them."""
-    if not file.is_file():
-        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
-    try:
-        kind = file_format(file, fmt)
-    except InputError as error:
-        raise typer.BadParameter(str(error), param_hint="--format") from None
+    kind = _file_kind(file, fmt)
     stream = system_of(ctx).stream
     sent = 0
     try:
@@ -151,45 +173,32 @@ def replace_window(
     start: Annotated[str, typer.Option("--from", help="Window start, a whole hour (RFC 3339).")],
     end: Annotated[str, typer.Option("--to", help="Window end, a whole hour (RFC 3339).")],
     note: Annotated[str, typer.Option(help="Why: kept with the replacement.")] = "",
-    fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="ndjson, csv or parquet (default: from the extension)."),
-    ] = None,
+    fmt: FormatOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Replace an account's events in a window with a corrected file, in one transaction.
 
     The replaced events are kept (marked superseded) and come back with `synor usage revert`.
     Exits 1 if any event of the file was refused."""
-    if not file.is_file():
-        raise typer.BadParameter(f"{file} is not a readable file", param_hint="FILE")
+    kind = _file_kind(file, fmt)
     begins, ends = parse_time(start, "--from"), parse_time(end, "--to")
     assert begins is not None
     assert ends is not None
     try:
-        raws = [
-            e for chunk in read_events(file, file_format(file, fmt), 10_000) for e in chunk.events
-        ]
+        raws = [e for chunk in read_events(file, kind, 10_000) for e in chunk.events]
         report = system_of(ctx).replacements.replace(account, begins, ends, raws, note=note)
     except (InputError, ReplacementError) as error:
         raise typer.BadParameter(str(error)) from None
     summary = Counter(outcome.status for outcome in report.outcomes)
     problems = [o for o in report.outcomes if o.reason][:_SHOWN_PROBLEMS]
-    if as_json:
-        print_json(
-            {
-                **usage_documents.replacement_document(report.replacement),
-                **usage_documents.ingest_summary(report.outcomes),
-                "problems": [usage_documents.outcome_document(p) for p in problems],
-            }
-        )
-    else:
-        done = report.replacement
+    done = report.replacement
+    if not as_json:
         Console().print(
             f"replacement {done.seq}: {done.superseded:,} events superseded, "
             f"{done.added:,} counted instead"
         )
-        _report(summary, problems, as_json=False)
+    head = usage_documents.replacement_document(done)
+    _report(summary, problems, as_json=as_json, head=head)
     if summary[EventStatus.REJECTED] or summary[EventStatus.CONFLICT]:
         raise typer.Exit(1)
 
@@ -222,24 +231,21 @@ def replacements(
     if as_json:
         print_json({"replacements": [usage_documents.replacement_document(r) for r in found]})
         return
-    table = Table(title="Replacements (newest first)")
-    for column in ("#", "account", "from", "to", "superseded", "added", "state", "note"):
-        table.add_column(column)
-    for r in found:
-        document = usage_documents.replacement_document(r)
-        table.add_row(
-            str(r.seq),
-            r.account,
-            document["from"],
-            document["to"],
-            f"{r.superseded:,}",
-            f"{r.added:,}",
-            document["state"],
-            r.note,
+    rows = [
+        (
+            str(d["replacement"]),
+            d["account"],
+            d["from"],
+            d["to"],
+            f"{d['superseded']:,}",
+            f"{d['added']:,}",
+            d["state"],
+            d["note"],
         )
-    if not found:
-        table.caption = "none"
-    Console().print(table)
+        for d in map(usage_documents.replacement_document, found)
+    ]
+    columns = ("#", "account", "from", "to", "superseded", "added", "state", "note")
+    _print_table("Replacements (newest first)", columns, rows)
 
 
 @app.command()
@@ -291,21 +297,9 @@ def rejected(
     if as_json:
         print_json(usage_documents.dead_letters_page(letters, limit))
         return
-    table = Table(title="Dead letters (newest first)")
-    for column in ("#", "received", "source", "status", "account", "id", "field", "reason"):
-        table.add_column(column)
-    for letter in letters:
-        document = usage_documents.dead_letter_document(letter)
-        table.add_row(
-            str(letter.seq),
-            document["received"],
-            letter.source,
-            letter.status.value,
-            letter.account,
-            letter.event_id,
-            letter.field,
-            letter.reason,
-        )
-    if not letters:
-        table.caption = "none"
-    Console().print(table)
+    fields = ("seq", "received", "source", "status", "account", "id", "field", "reason")
+    rows = [
+        tuple(str(document[f]) for f in fields)
+        for document in map(usage_documents.dead_letter_document, letters)
+    ]
+    _print_table("Dead letters (newest first)", ("#", *fields[1:]), rows)
