@@ -218,12 +218,17 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _text(raw: Mapping[str, Any], field: str, pattern: re.Pattern[str], rule: str) -> str:
-    value = raw.get(field)
+def _string(value: object, field: str, kind: str = "a string") -> str:
+    """A required field that must be a JSON string (``kind`` says which sort, for the reason)."""
     if value is None:
         raise EventError(field, "is required")
     if not isinstance(value, str):
-        raise EventError(field, f"must be a string, got {_json_type(value)}")
+        raise EventError(field, f"must be {kind}, got {_json_type(value)}")
+    return value
+
+
+def _text(raw: Mapping[str, Any], field: str, pattern: re.Pattern[str], rule: str) -> str:
+    value = _string(raw.get(field), field)
     if not pattern.fullmatch(value):
         raise EventError(field, f"must be {rule}: {value[:60]!r}")
     return value
@@ -236,24 +241,15 @@ def _optional_text(raw: Mapping[str, Any], field: str) -> str:
 
 
 def _resource(raw: Mapping[str, Any], resources: Mapping[str, Resource]) -> Resource:
-    value = raw.get("resource")
-    if value is None:
-        raise EventError("resource", "is required")
-    if not isinstance(value, str):
-        raise EventError("resource", f"must be a string, got {_json_type(value)}")
+    value = _string(raw.get("resource"), "resource")
     found = resources.get(value)
     if found is None:
         raise EventError("resource", f"unknown resource {value[:60]!r}")
     return found
 
 
-def _quantity(value: object, resource: Resource) -> Decimal:
-    if value is None:
-        raise EventError("quantity", "is required")
-    if not isinstance(value, str):
-        raise EventError(
-            "quantity", f'must be a decimal string like "7200", got {_json_type(value)}'
-        )
+def _quantity(raw_value: object, resource: Resource) -> Decimal:
+    value = _string(raw_value, "quantity", 'a decimal string like "7200"')
     found = _QUANTITY.fullmatch(value)
     if found is None:
         raise EventError(
@@ -266,11 +262,8 @@ def _quantity(value: object, resource: Resource) -> Decimal:
     return quantity
 
 
-def _timestamp(value: object, now_us: int) -> int:
-    if value is None:
-        raise EventError("ts", "is required")
-    if not isinstance(value, str):
-        raise EventError("ts", f"must be an RFC 3339 string, got {_json_type(value)}")
+def _timestamp(raw_value: object, now_us: int) -> int:
+    value = _string(raw_value, "ts", "an RFC 3339 string")
     found = _TIMESTAMP.fullmatch(value)
     if found is None:
         raise EventError("ts", f"must be RFC 3339 in UTC like 2026-11-03T10:00:00Z: {value[:60]!r}")
