@@ -7,11 +7,11 @@ Writes are batched: one multi-row INSERT per table per batch (executemany on SQL
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -131,18 +131,32 @@ _TRANSFER_FIELDS = ("seq", "id", "kind", "ref", "ts_us", "code", "memo", "finger
 _ENTRY_FIELDS = ("seq", "leg", "account_num", "side", "amount", "pending", "balance_after")
 
 
-def _sqlite_insert_json(table: str, fields: Sequence[str]) -> str:
+def _sqlite_insert_json(table: str, fields: Sequence[str], exact: Collection[str] = ()) -> str:
     """An INSERT of many rows passed as one JSON array of arrays; table and fields are this
-    module's constants, never input. Amounts travel as JSON strings, so they stay exact."""
-    values = ", ".join(f"value->>{i}" for i in range(len(fields)))
+    module's constants, never input.
+
+    Amounts (the ``exact`` fields) travel as JSON integers of any size and are read with ``->``,
+    which returns a number's JSON text, i.e. its exact digits; ``->>`` would turn an integer
+    beyond 64 bits into a rounded REAL. The columns are TEXT on SQLite, so the digits are what is
+    stored."""
+    values = ", ".join(
+        f"value->{i}" if field in exact else f"value->>{i}" for i, field in enumerate(fields)
+    )
     return f"INSERT INTO {table} ({', '.join(fields)}) SELECT {values} FROM json_each(?)"  # noqa: S608
 
 
-_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
+_json = msgspec.json.Encoder().encode
+"""msgspec's encoder: big integers exact, enums by value, about four times faster than the
+standard library's here, and the encoding holds the GIL that the next batch's preparation
+needs."""
 
+_SQLITE_INSERT_TRANSFERS = _sqlite_insert_json("ledger_transfers", _TRANSFER_FIELDS)
+_SQLITE_INSERT_ENTRIES = _sqlite_insert_json(
+    "ledger_entries", _ENTRY_FIELDS, exact=("amount", "balance_after")
+)
 _SQLITE_SAVE_BALANCES = (
-    "UPDATE ledger_accounts SET debits_posted = v.value->>0, credits_posted = v.value->>1, "
-    "debits_pending = v.value->>2, credits_pending = v.value->>3 "
+    "UPDATE ledger_accounts SET debits_posted = v.value->0, credits_posted = v.value->1, "
+    "debits_pending = v.value->2, credits_pending = v.value->3 "
     "FROM json_each(?) AS v WHERE ledger_accounts.num = v.value->>4"
 )
 
@@ -285,13 +299,8 @@ class SqlLedgerRepository:
         # One statement per table, the rows passed as one JSON array: SQLite then stores the
         # whole batch in one call with the GIL released (executemany takes the GIL back after
         # every row, which stalls against the thread preparing the next batch).
-        driver.execute(
-            _sqlite_insert_json("ledger_transfers", _TRANSFER_FIELDS), (_json(transfers),)
-        )
-        driver.execute(
-            _sqlite_insert_json("ledger_entries", _ENTRY_FIELDS),
-            (_json([(s, g, n, d, str(a), p, str(b)) for s, g, n, d, a, p, b in entries]),),
-        )
+        driver.execute(_SQLITE_INSERT_TRANSFERS, (_json(transfers),))
+        driver.execute(_SQLITE_INSERT_ENTRIES, (_json(entries),))
 
     def save_balances(self, accounts: Sequence[Account]) -> None:
         """Rewrite the running balances of the accounts a batch touched (driver-level, like
@@ -312,10 +321,7 @@ class SqlLedgerRepository:
             with driver.cursor() as cursor:
                 cursor.execute(_PG_SAVE_BALANCES, columns)
             return
-        driver.execute(
-            _SQLITE_SAVE_BALANCES,
-            (_json([(str(a), str(b), str(c), str(d), n) for a, b, c, d, n in rows]),),
-        )
+        driver.execute(_SQLITE_SAVE_BALANCES, (_json(rows),))
 
     # -- reading ---------------------------------------------------------------------------
 
