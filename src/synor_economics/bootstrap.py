@@ -11,19 +11,22 @@ import gc
 import os
 import sys
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
-
-from synor_economics.config import Settings
-from synor_economics.services.system import Setting, System
 
 if TYPE_CHECKING:
     from synor_economics.adapters.stream.memory_stream import MemoryEventStream
     from synor_economics.adapters.stream.redis_stream import RedisEventStream
+    from synor_economics.config import Settings
+    from synor_economics.domain.catalog import Catalog
+    from synor_economics.services.system import Setting, System
 
 
 def describe_settings(settings: Settings) -> tuple[Setting, ...]:
     """Each setting with its effective value and where it came from."""
     from synor_economics.adapters.sql.engine import describe_url
+    from synor_economics.config import Settings
+    from synor_economics.services.system import Setting
 
     rows = []
     for name, field in Settings.model_fields.items():
@@ -52,9 +55,11 @@ def build(settings: Settings | None = None) -> System:
     from synor_economics.adapters.sql.schema import SqlSchema
     from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY, SqlUnitOfWork
     from synor_economics.catalog import load_catalog, load_default_catalog
+    from synor_economics.config import Settings
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
     from synor_economics.services.replacement import ReplacementService
+    from synor_economics.services.system import System
     from synor_economics.services.usage import UsageService
 
     settings = settings or Settings()
@@ -119,6 +124,9 @@ def tune_for_throughput() -> None:
     sys.setswitchinterval(0.001)
 
 
+_CATALOG_ENV = "SYNOR_CATALOG_PATH"
+
+
 class Launcher:
     """What the CLI holds: settings now, the assembled system only when a command needs it."""
 
@@ -127,6 +135,8 @@ class Launcher:
 
     @cached_property
     def _settings(self) -> Settings:
+        from synor_economics.config import Settings
+
         return self._given or Settings()
 
     def settings(self) -> tuple[Setting, ...]:
@@ -138,6 +148,26 @@ class Launcher:
 
     def system(self) -> System:
         return self._system
+
+    def catalog(self) -> Catalog:
+        """The configured price book alone, for commands that rate without storage (simulate,
+        cost estimate): no database is opened."""
+        if "_system" in self.__dict__:
+            return self._system.catalog.current()
+        from synor_economics.catalog import load_catalog, load_default_catalog
+
+        path = self._catalog_path()
+        return load_catalog(path) if path else load_default_catalog()
+
+    def _catalog_path(self) -> str | Path | None:
+        """``SYNOR_CATALOG_PATH`` read the way ``Settings`` reads it (names match whatever
+        their case), without importing pydantic-settings when the environment alone decides:
+        that import is most of ``synor cost estimate``'s start-up time. With a ``.env`` file
+        (or settings given), ``Settings`` itself is asked."""
+        if self._given is not None or "_settings" in self.__dict__ or Path(".env").exists():
+            return self._settings.catalog_path
+        found = [value for name, value in os.environ.items() if name.upper() == _CATALOG_ENV]
+        return found[-1] if found and found[-1] else None
 
     def database_location(self) -> str:
         from synor_economics.adapters.sql.engine import describe_url

@@ -13,6 +13,7 @@ from synor_economics.domain.errors import LedgerError
 from synor_economics.domain.ledger import AccountKind
 from synor_economics.domain.money import display_synor
 from synor_economics.services import documents
+from synor_economics.services.time import instant
 
 app = typer.Typer(
     help="The double-entry ledger: balances, statements, checks.", no_args_is_help=True
@@ -37,7 +38,7 @@ def balances(
     if as_json:
         print_json(documents.balances_document(views, when))
         return
-    table = Table(title="Ledger balances" + (f" as of {documents.instant(when)}" if when else ""))
+    table = Table(title="Ledger balances" + (f" as of {instant(when)}" if when else ""))
     for column, justify in (
         ("account", "left"),
         ("kind", "left"),

@@ -24,8 +24,9 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from types import MappingProxyType
@@ -134,10 +135,10 @@ class Resource:
         _check_rows(self.prices)
 
     def _check_fields(self) -> None:
-        for field in ("event_unit", "price_unit"):
-            value = getattr(self, field)
+        for name in ("event_unit", "price_unit"):
+            value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise CatalogError(field, f"must be a non-empty string, got {value!r}")
+                raise CatalogError(name, f"must be a non-empty string, got {value!r}")
         if isinstance(self.divisor, bool) or not isinstance(self.divisor, int) or self.divisor <= 0:
             raise CatalogError("divisor", f"must be a positive integer, got {self.divisor!r}")
         if not isinstance(self.allows_corrections, bool):
@@ -194,8 +195,18 @@ class Catalog:
     version: str
     digest: str
     resources: Mapping[str, Resource]
+    reserved: Mapping[int, Decimal] = field(default_factory=dict)
+    """Percent off the on-demand price for reserved capacity, by term in months (1, 3, 12):
+    what ``synor cost estimate`` offers as the reserved alternatives."""
 
     def __post_init__(self) -> None:
+        for months, percent in self.reserved.items():
+            if months not in (1, 3, 12):
+                raise CatalogError(f"reserved.{months}", "a term is 1, 3 or 12 months")
+            if not isinstance(percent, Decimal) or not Decimal(0) <= percent < Decimal(100):
+                raise CatalogError(
+                    f"reserved.{months}", f"must be a percent from 0 to below 100, not {percent}"
+                )
         for key, resource in self.resources.items():
             if not isinstance(resource, Resource) or resource.id != key:
                 raise CatalogError(key, f"is keyed to a resource with another id: {resource!r}")
@@ -234,7 +245,8 @@ class Catalog:
         resources = dict(self.resources)
         for resource_id, row in overrides.items():
             resources[resource_id] = replace(self.resource(resource_id), prices=(row,))
-        return Catalog(self.version, _overridden_digest(self.digest, overrides), resources)
+        digest = _overridden_digest(self.digest, overrides)
+        return Catalog(self.version, digest, resources, self.reserved)
 
 
 def _overridden_digest(base: str, overrides: Mapping[str, PriceRow]) -> str:

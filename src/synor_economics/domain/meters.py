@@ -122,3 +122,16 @@ def gauge_history(events: list[Level]) -> tuple[dict[int, Decimal], Level | None
             add_into(hourly, spread(current.level, current.ts_us, event.ts_us))
         current = event
     return hourly, current
+
+
+def gauge_integral(levels: list[Level], start_us: int, end_us: int) -> Decimal:
+    """One gauge key's integral over ``[start_us, end_us)`` (event-unit·seconds), from its
+    levels in time order: each holds until the next, the last until ``end_us``, and a level set
+    before ``start_us`` carries into it (SPEC §3)."""
+    total = Decimal(0)
+    for index, current in enumerate(levels):
+        until = levels[index + 1].ts_us if index + 1 < len(levels) else end_us
+        begin, stop = max(current.ts_us, start_us), min(until, end_us)
+        if stop > begin:
+            total = EXACT.add(total, level_seconds(current.level, stop - begin))
+    return total

@@ -4,7 +4,7 @@ them (SPEC §1); prices and quantities are exact decimal strings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from synor_economics.domain.ledger_audit import AuditReport
 from synor_economics.domain.money import format_synor
 from synor_economics.domain.pricing import Graduated, Package, PerUnit, PricingModel, Volume
 from synor_economics.services.ledger import AccountView, StatementLine
-from synor_economics.services.time import from_us
+from synor_economics.services.time import from_us, instant
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -107,13 +107,6 @@ def transfer_document(record: TransferRecord) -> dict[str, Any]:
             for e in record.entries
         ],
     }
-
-
-def instant(moment: datetime | None) -> str | None:
-    """An RFC 3339 UTC instant with a ``Z``, as every document writes times."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def balances_document(views: list[AccountView], as_of: datetime | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from synor_economics import __version__
+from synor_economics.domain.catalog import Catalog
 from synor_economics.ports import EventStream
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
@@ -87,3 +88,7 @@ class Launcher(Protocol):
     def settings(self) -> tuple[Setting, ...]: ...
 
     def system(self) -> System: ...
+
+    def catalog(self) -> Catalog:
+        """The configured price book, without assembling the system (no database)."""
+        ...

@@ -18,3 +18,10 @@ def to_us(moment: datetime) -> int:
 def from_us(ts_us: int) -> datetime:
     seconds, micros = divmod(ts_us, 1_000_000)
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
+
+
+def instant(moment: datetime | None) -> str | None:
+    """An RFC 3339 UTC instant with a ``Z``, as every document writes times."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

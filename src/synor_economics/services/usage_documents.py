@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from synor_economics.domain.usage import DeadLetter, EventOutcome, EventStatus, Replacement
-from synor_economics.services.documents import instant
-from synor_economics.services.time import from_us
+from synor_economics.services.time import from_us, instant
 from synor_economics.services.usage import PeriodUsage
 
 

@@ -1,0 +1,168 @@
+"""JSON documents of rated invoices, simulations and estimates, shared by every face.
+
+Amounts in base units are strings of integers with a SYNOR display string beside them (SPEC §1);
+quantities are decimal strings, exact when they terminate, else rounded HALF_EVEN to 18 places
+(SPEC §10: display only, amounts come from the exact value); USD values are at the locked rate,
+2 decimals.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from synor_economics.domain.catalog import Catalog
+from synor_economics.domain.invoice import Adjustment, Line, Rated, TierCharge
+from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
+from synor_economics.domain.period import Period
+from synor_economics.domain.terms import CreditGrant
+from synor_economics.services.time import instant
+
+if TYPE_CHECKING:
+    from synor_economics.services.estimate import Alternative, Estimate
+    from synor_economics.services.simulation import SimulationResult
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def money(name: str, units: int, usd_rate: Fraction | None) -> dict[str, str | None]:
+    """``{name: "1500…", name_synor: "1.5", name_usd: "0.38"}`` (USD only with a rate)."""
+    document: dict[str, str | None] = {name: str(units), f"{name}_synor": format_synor(units)}
+    document[f"{name}_usd"] = (
+        None if usd_rate is None else format_usd(Fraction(units, BASE) * usd_rate)
+    )
+    return document
+
+
+def period_document(period: Period) -> dict[str, str | None]:
+    return {"label": period.label, "start": instant(period.start), "end": instant(period.end)}
+
+
+def _tier(part: TierCharge) -> dict[str, Any]:
+    return {
+        "up_to": _dec(part.up_to),
+        "unit_price": _dec(part.unit_price),
+        "quantity": decimal_text(part.quantity),
+        "amount": decimal_text(part.amount),
+    }
+
+
+def line_document(line: Line, usd_rate: Fraction | None) -> dict[str, Any]:
+    return {
+        "resource": line.resource,
+        "kind": line.kind.value,
+        "quantity": decimal_text(line.quantity),
+        "unit": line.unit,
+        "model": line.model,
+        "currency": line.currency.value,
+        "unit_price": _dec(line.unit_price),
+        "tiers": [_tier(part) for part in line.tiers],
+        "packages": line.packages,
+        "minimum_applied": line.minimum_applied,
+        **money("amount", line.amount, usd_rate),
+    }
+
+
+def adjustment_document(adjustment: Adjustment, usd_rate: Fraction | None) -> dict[str, Any]:
+    return {
+        "kind": adjustment.kind.value,
+        "source": adjustment.source,
+        "line": adjustment.line,
+        "percent": _dec(adjustment.percent),
+        **money("amount", adjustment.amount, usd_rate),
+    }
+
+
+def rated_document(account: str, rated: Rated, usd_rate: Fraction | None) -> dict[str, Any]:
+    """An invoice's figures: SPEC §10's fields, each line in full, and the USD values."""
+    return {
+        "account": account,
+        "period": period_document(rated.period),
+        "lines": [line_document(line, usd_rate) for line in rated.lines],
+        "adjustments": [adjustment_document(a, usd_rate) for a in rated.adjustments],
+        **money("charges", rated.charges, usd_rate),
+        **money("discounts", rated.discounts, usd_rate),
+        **money("sla_credits", rated.sla_credits, usd_rate),
+        **money("subtotal", rated.subtotal, usd_rate),
+        **money("credits_applied", rated.credits_applied, usd_rate),
+        "credits": [
+            {"grant": use.grant, **money("amount", use.amount, usd_rate)} for use in rated.credits
+        ],
+        **money("prepaid_applied", rated.prepaid_applied, usd_rate),
+        **money("total_due", rated.total_due, usd_rate),
+    }
+
+
+def grant_document(grant: CreditGrant, period: Period) -> dict[str, Any]:
+    """A grant after the invoice: what is left, and what expires unused (breakage) by the
+    period's end."""
+    expired = grant.expires_at is not None and grant.expires_at <= period.end
+    return {
+        "id": grant.id,
+        "amount": str(grant.amount),
+        "remaining": str(grant.remaining),
+        "expires_at": instant(grant.expires_at),
+        "breakage": str(grant.remaining if expired else 0),
+    }
+
+
+def catalog_identity(catalog: Catalog) -> dict[str, str]:
+    return {"version": catalog.version, "digest": catalog.digest}
+
+
+def simulation_document(result: SimulationResult) -> dict[str, Any]:
+    simulation = result.simulation
+    usd_rate = simulation.rate
+    return {
+        "period": period_document(simulation.period),
+        "oracle": None if usd_rate is None else {"synor_usd": decimal_text(usd_rate)},
+        "catalog": catalog_identity(simulation.catalog),
+        "events": {
+            "accepted": result.events.accepted,
+            "duplicate": result.events.duplicate,
+            "conflict": result.events.conflict,
+        },
+        "invoices": [
+            {
+                **rated_document(invoice.account, invoice.rated, usd_rate),
+                "grants": [grant_document(g, simulation.period) for g in invoice.grants],
+            }
+            for invoice in result.invoices
+        ],
+    }
+
+
+def estimate_document(result: Estimate) -> dict[str, Any]:
+    """The on-demand invoice in full, and every alternative's monthly and yearly totals with
+    its saving against on demand. Yearly is twelve periods of the same usage."""
+    usd_rate = result.rate
+    base = result.on_demand.subtotal
+
+    def summary(alternative: Alternative) -> dict[str, Any]:
+        monthly = alternative.rated.subtotal
+        saving = base - monthly
+        return {
+            "option": alternative.name,
+            "term_months": alternative.term_months,
+            **money("monthly", monthly, usd_rate),
+            **money("yearly", 12 * monthly, usd_rate),
+            **money("saving_monthly", saving, usd_rate),
+            "saving_percent": None if base == 0 else decimal_text(Fraction(100 * saving, base), 2),
+        }
+
+    return {
+        "period": period_document(result.period),
+        "oracle": None if usd_rate is None else {"synor_usd": decimal_text(usd_rate)},
+        "quantities": {r: decimal_text(q) for r, q in sorted(result.quantities.items())},
+        "lines": [line_document(line, usd_rate) for line in result.on_demand.lines],
+        **money("total", result.on_demand.subtotal, usd_rate),
+        **money("yearly", 12 * result.on_demand.subtotal, usd_rate),
+        "options": [summary(a) for a in result.alternatives],
+        "reserved": [
+            {"term_months": a.term_months, **rated_document("estimate", a.rated, usd_rate)}
+            for a in result.reserved
+        ],
+    }
