@@ -73,6 +73,8 @@ ROUTES = {
     "/v1/accounts/{account}/usage/replacements",
     "/v1/usage/replacements/{replacement}/revert",
     "/v1/usage/replacements",
+    "/v1/estimates",
+    "/v1/simulations",
 }
 COUNT_KEYS = {
     "seq",
@@ -223,7 +225,12 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     paths = document["paths"]
     assert set(paths) == ROUTES
-    posts = {p for p in ROUTES if p == "/v1/events" or p.endswith(("/replacements", "/revert"))}
+    posts = {
+        p
+        for p in ROUTES
+        if p in ("/v1/events", "/v1/estimates", "/v1/simulations")
+        or p.endswith(("/replacements", "/revert"))
+    }
     posts.discard("/v1/usage/replacements")
     assert all(("post" if path in posts else "get") in paths[path] for path in paths)
     app_routes = {

@@ -124,7 +124,55 @@ def create_app(system: System) -> FastAPI:
         )
 
     _usage_routes(app, system)
+    _billing_routes(app, system)
     return app
+
+
+_ESTIMATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Resource id → quantity in the price unit, as a decimal string; optional "
+        '`period` ({"start", "end"}, default: this calendar month) and `oracle` '
+        '({"synor_usd"}) (SPEC §11). Example: {"compute.cpu": "720", "storage.storage": "500"}',
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+_SIMULATION_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A billing simulation (SPEC §10) as JSON: period, oracle, catalog "
+        "overrides, accounts with their terms, events.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def _billing_routes(app: FastAPI, system: System) -> None:
+    """Rating without storage: cost estimates and simulations, the engine bills use."""
+    from synor_economics.services.billing_documents import (
+        estimate_document,
+        simulation_document,
+    )
+    from synor_economics.services.estimate import estimate, read_estimate_file
+    from synor_economics.services.simulation import read_simulation, run_simulation
+    from synor_economics.services.usage_input import decode_json
+
+    async def _document(request: Request) -> Any:
+        """The JSON body; a malformed one is a 400 that says where (``InputError``)."""
+        return decode_json(await request.body())
+
+    @app.post("/v1/estimates", tags=["billing"], openapi_extra=_ESTIMATE_BODY)
+    async def create_estimate(request: Request) -> dict[str, Any]:
+        """What a period's usage costs, on demand and reserved for 1, 3 and 12 months."""
+        catalog = system.catalog.current()
+        quantities, period, usd_rate = read_estimate_file(await _document(request), catalog)
+        return estimate_document(estimate(catalog, quantities, period, usd_rate))
+
+    @app.post("/v1/simulations", tags=["billing"], openapi_extra=_SIMULATION_BODY)
+    async def simulate(request: Request) -> dict[str, Any]:
+        """Rate a billing simulation: the invoices its accounts would get. Nothing is stored."""
+        simulation = read_simulation(await _document(request), system.catalog.current())
+        return simulation_document(run_simulation(simulation))
 
 
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
