@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from datetime import timedelta
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +58,7 @@ def build(settings: Settings | None = None) -> System:
     from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY, SqlUnitOfWork
     from synor_economics.catalog import load_catalog, load_default_catalog
     from synor_economics.config import Settings
+    from synor_economics.services.billing import BillingService
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
     from synor_economics.services.replacement import ReplacementService
@@ -75,6 +78,14 @@ def build(settings: Settings | None = None) -> System:
     usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
     replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)
     ledger = LedgerService(uow, clock)
+    fixed_rate = None if settings.synor_usd is None else Fraction(settings.synor_usd)
+    billing = BillingService(
+        uow,
+        clock,
+        catalog,
+        rate_source=lambda: fixed_rate,
+        grace=timedelta(minutes=settings.grace_minutes),
+    )
     stream = _stream(settings)
 
     def close() -> None:
@@ -86,6 +97,7 @@ def build(settings: Settings | None = None) -> System:
         ledger=ledger,
         catalog=CatalogService(catalog),
         usage=UsageService(usage_uow, clock, catalog),
+        billing=billing,
         replacements=ReplacementService(replacing_uow, clock, catalog),
         stream=stream,
         schema=schema,

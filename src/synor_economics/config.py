@@ -8,6 +8,7 @@ PostgreSQL and ``SYNOR_STREAM_URL`` at Redis.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -46,6 +47,15 @@ class Settings(BaseSettings):
     stream_name: str = Field(default="synor:usage", description="The usage stream's key")
     stream_group: str = Field(
         default="synor-ingest", description="Consumer group the workers share"
+    )
+    synor_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="A fixed SYNOR/USD rate (USD per SYNOR) for invoices until the oracle runs; "
+        "empty: USD values are not shown and USD prices cannot be billed",
+    )
+    grace_minutes: int = Field(
+        default=60, ge=0, description="Minutes after a period ends before it can be closed"
     )
 
     @field_validator("log_level")

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
+from synor_economics.domain.billing import AccountTerms, InvoiceStatus, IssuedInvoice
 from synor_economics.domain.ledger import (
     Account,
     AccountSpec,
@@ -22,6 +23,7 @@ from synor_economics.domain.ledger import (
     TransferRecord,
 )
 from synor_economics.domain.meters import Level
+from synor_economics.domain.terms import Commitment, CreditGrant, Discount
 from synor_economics.domain.usage import ActiveEvent, DeadLetter, Replacement, UsageEvent
 
 
@@ -216,6 +218,115 @@ class UsageUnitOfWork(Protocol):
     def write(self) -> AbstractContextManager[UsageTransaction]: ...
 
     def read(self) -> AbstractContextManager[UsageTransaction]: ...
+
+
+class GrantRecord(NamedTuple):
+    """A stored credit grant: the grant (``remaining`` as of now) and its bookkeeping."""
+
+    account: str
+    grant: CreditGrant
+    created_us: int
+    broken_us: int | None
+    """When its unused rest was written off as breakage (None: not yet)."""
+
+
+class PaymentRecord(NamedTuple):
+    """A recorded payment or deposit, applied once per reference."""
+
+    reference: str
+    account: str
+    invoice: str | None
+    amount: int
+    to_invoice: int
+    to_prepaid: int
+    received_us: int
+
+
+class BillingRepository(Protocol):
+    """Account terms, grants, uptime, invoices and payments (one transaction's view)."""
+
+    def account_terms(self, accounts: Collection[str]) -> dict[str, AccountTerms]: ...
+
+    def save_account_terms(self, terms: AccountTerms, now_us: int) -> None: ...
+
+    def discounts(self, accounts: Collection[str]) -> dict[str, list[Discount]]: ...
+
+    def add_discount(self, account: str, discount: Discount) -> None: ...
+
+    def commitments(self, accounts: Collection[str]) -> dict[str, list[Commitment]]: ...
+
+    def committed_accounts(self) -> set[str]: ...
+
+    def add_commitment(self, account: str, commitment: Commitment) -> None: ...
+
+    def grants(self, accounts: Collection[str]) -> dict[str, list[GrantRecord]]:
+        """Each account's grants, oldest first."""
+        ...
+
+    def add_grant(self, account: str, grant: CreditGrant, created_us: int) -> None: ...
+
+    def use_grants(self, uses: Sequence[tuple[str, str, int]]) -> None: ...
+
+    def mark_broken(self, account: str, grant_id: str, at_us: int) -> None: ...
+
+    def expiring(self, before_us: int) -> list[GrantRecord]: ...
+
+    def add_downtime(
+        self,
+        reference: str,
+        service: str,
+        account: str | None,
+        period_start_us: int,
+        minutes: Decimal,
+        now_us: int,
+    ) -> bool: ...
+
+    def downtime(self, period_start_us: int) -> dict[tuple[str | None, str], Decimal]: ...
+
+    def usage_accounts(self, start_us: int, end_us: int) -> set[str]: ...
+
+    def take_numbers(self, series: str, count: int) -> int: ...
+
+    def invoiced_accounts(self, accounts: Collection[str], period_start_us: int) -> set[str]: ...
+
+    def add_invoices(self, issued: Sequence[IssuedInvoice]) -> None: ...
+
+    def invoice(self, number: str) -> IssuedInvoice | None: ...
+
+    def invoices(
+        self,
+        *,
+        account: str | None = None,
+        period_start_us: int | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[IssuedInvoice]: ...
+
+    def set_payment_state(self, number: str, paid: int, status: InvoiceStatus) -> None: ...
+
+    def payment(self, reference: str) -> PaymentRecord | None: ...
+
+    def add_payment(self, payment: PaymentRecord) -> None: ...
+
+
+class BillingTransaction(Protocol):
+    """A transaction spanning billing, the ledger and usage: an invoice, its transfers and the
+    usage it bills commit or roll back together."""
+
+    @property
+    def billing(self) -> BillingRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def usage(self) -> UsageRepository: ...
+
+
+class BillingUnitOfWork(Protocol):
+    def write(self) -> AbstractContextManager[BillingTransaction]: ...
+
+    def read(self) -> AbstractContextManager[BillingTransaction]: ...
 
 
 class StreamEntry(NamedTuple):

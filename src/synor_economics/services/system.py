@@ -10,6 +10,7 @@ from typing import Protocol
 from synor_economics import __version__
 from synor_economics.domain.catalog import Catalog
 from synor_economics.ports import EventStream
+from synor_economics.services.billing import BillingService
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
 from synor_economics.services.replacement import ReplacementService
@@ -52,6 +53,7 @@ class System:
     catalog: CatalogService
     usage: UsageService
     replacements: ReplacementService
+    billing: BillingService
     stream: EventStream
     schema: Schema
     settings: tuple[Setting, ...]

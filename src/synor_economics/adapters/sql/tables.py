@@ -230,3 +230,133 @@ usage_rejections = Table(
     Column("body", Text, nullable=False),
 )
 """Dead letters: every rejected or conflicting event, with its reason and the body as received."""
+
+# -- billing ------------------------------------------------------------------------------------
+
+billing_accounts = Table(
+    "billing_accounts",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("payment_terms_days", Integer, nullable=False),
+    Column("anchor_day", SmallInteger, nullable=False),
+    Column("reminder_after_days", Integer, nullable=False),
+    Column("suspend_after_days", Integer, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+"""An account's billing settings; an account billed without a row gets the defaults."""
+
+billing_discounts = Table(
+    "billing_discounts",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("percent", ExactDecimal(), nullable=True),
+    Column("amount", BigAmount(), nullable=True),
+    Column("scope_service", String(100), nullable=True),
+    Column("scope_resource", String(100), nullable=True),
+    Column("priority", Integer, nullable=False),
+    Column("start_us", BigInteger, nullable=True),
+    Column("end_us", BigInteger, nullable=True),
+)
+
+billing_commitments = Table(
+    "billing_commitments",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("resource", String(100), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("unit_price", ExactDecimal(), nullable=False),
+    Column("currency", String(10), nullable=False),
+    Column("term_months", SmallInteger, nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+)
+
+credit_grants = Table(
+    "credit_grants",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("id", String(200), nullable=False),
+    Column("amount", BigAmount(), nullable=False),
+    Column("used", BigAmount(), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("expires_us", BigInteger, nullable=True),
+    Column("scope_service", String(100), nullable=True),
+    Column("scope_resource", String(100), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("broken_us", BigInteger, nullable=True),
+    UniqueConstraint("account", "id"),
+)
+"""Credit grants; ``seq`` orders them by age, ``used`` is what invoices took, ``broken_us`` when
+the unused rest was written off."""
+
+uptime_reports = Table(
+    "uptime_reports",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("service", String(100), nullable=False),
+    Column("account", String(200), nullable=True),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("downtime_minutes", ExactDecimal(), nullable=False),
+    Column("reference", String(200), nullable=False, unique=True),
+    Column("reported_us", BigInteger, nullable=False),
+)
+"""Downtime per service in a billing period, for one account or (account NULL) for all."""
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    Column("account", String(200), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("period_end_us", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("issued_us", BigInteger, nullable=False),
+    Column("due_us", BigInteger, nullable=False),
+    Column("catalog_version", String(100), nullable=False),
+    Column("catalog_digest", String(64), nullable=False),
+    Column("rate", String(100), nullable=True),
+    Column("subtotal", BigAmount(), nullable=False),
+    Column("credits_applied", BigAmount(), nullable=False),
+    Column("prepaid_applied", BigAmount(), nullable=False),
+    Column("total_due", BigAmount(), nullable=False),
+    Column("paid", BigAmount(), nullable=False),
+    Column("corrects", String(32), nullable=True),
+    Column("document", Text, nullable=False),
+    Index("ix_invoices_account_period", "account", "period_start_us"),
+    Index(
+        "ix_invoices_one_per_period",
+        "account",
+        "period_start_us",
+        unique=True,
+        sqlite_where=text("kind = 'invoice' AND status <> 'void'"),
+        postgresql_where=text("kind = 'invoice' AND status <> 'void'"),
+    ),
+)
+"""Finalised invoices and credit notes: figures and document never change; ``paid`` and
+``status`` follow payments and voids."""
+
+invoice_counters = Table(
+    "invoice_counters",
+    metadata,
+    Column("series", String(16), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+"""The last number taken per series (``SYN-2026``): gapless, taken in the invoice's transaction."""
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("reference", String(200), primary_key=True),
+    Column("account", String(200), nullable=False),
+    Column("invoice", String(32), nullable=True),
+    Column("amount", BigAmount(), nullable=False),
+    Column("to_invoice", BigAmount(), nullable=False),
+    Column("to_prepaid", BigAmount(), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+)
+"""Payments and deposits recorded, keyed by their reference (a chain transfer's
+``chain_id:tx_hash:log_index``, or an admin's reference): each is applied once."""

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, text
 
 from synor_economics.adapters.sql.engine import WRITE_OPTION
+from synor_economics.adapters.sql.billing_repository import SqlBillingRepository
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
 from synor_economics.adapters.sql.usage_repository import SqlUsageRepository
 
@@ -20,12 +21,13 @@ ledger for metering; their tables do not overlap."""
 
 
 class SqlTransaction:
-    """A transaction's repositories: the ledger and usage (later: invoices, ...)."""
+    """A transaction's repositories: the ledger, usage and billing."""
 
     def __init__(self, conn: Connection) -> None:
         self.connection = conn
         self._ledger = SqlLedgerRepository(conn)
         self._usage = SqlUsageRepository(conn)
+        self._billing = SqlBillingRepository(conn)
 
     @property
     def ledger(self) -> SqlLedgerRepository:
@@ -34,6 +36,10 @@ class SqlTransaction:
     @property
     def usage(self) -> SqlUsageRepository:
         return self._usage
+
+    @property
+    def billing(self) -> SqlBillingRepository:
+        return self._billing
 
 
 class SqlUnitOfWork:

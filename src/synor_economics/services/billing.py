@@ -1,0 +1,488 @@
+"""Billing: accounts' terms, the open period's draft, closing a period into numbered invoices with
+their ledger transfers, payments, deposits, voids, credit notes and standing (SPEC §5–§7).
+
+**Drafts are computed, invoices are stored.** The current period's draft is rated from the
+usage rollups whenever it is asked for, so it is always up to date and nothing has to keep it so.
+Closing a period (after its grace period) rates each account once more and stores the result,
+immutable, with a gapless number, the catalog version and the rate it used; its ledger transfer
+commits in the same transaction. Accounts are closed in chunks, one transaction each: a crash
+loses at most the chunk in flight, and closing again skips every account already invoiced, so
+closing twice changes nothing.
+
+**Idempotency.** Grants, deposits, payments and downtime reports carry a caller's id or
+reference; the same one again with the same body is a no-op, with another body an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from synor_economics.domain.billing import (
+    DAY_US,
+    AccountTerms,
+    DocumentKind,
+    InvoiceStatus,
+    IssuedInvoice,
+    Standing,
+    invoice_number,
+    series,
+    standing,
+)
+from synor_economics.domain.catalog import Catalog
+from synor_economics.domain.errors import SynorError
+from synor_economics.domain.invoice import Rated, Terms, rate
+from synor_economics.domain.ledger import Command, Rejected, Transfer
+from synor_economics.domain.meters import EXACT, open_segment
+from synor_economics.domain.money import decimal_text
+from synor_economics.domain.period import Period
+from synor_economics.domain.postings import (
+    breakage_transfer,
+    customer_accounts,
+    deposit_transfer,
+    grant_transfer,
+    invoice_transfer,
+    prepaid,
+    protocol_accounts,
+    settlement_transfer,
+)
+from synor_economics.domain.terms import Commitment, CreditGrant, Discount
+from synor_economics.ports import (
+    BillingTransaction,
+    BillingUnitOfWork,
+    Clock,
+    PaymentRecord,
+)
+from synor_economics.services.billing_documents import rated_document
+from synor_economics.services.ledger import open_accounts
+from synor_economics.services.posting import apply_commands
+from synor_economics.services.time import to_us
+
+CHUNK = 500
+"""Accounts per close transaction."""
+
+
+class BillingError(SynorError, ValueError):
+    """A billing request that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReport:
+    period: Period
+    issued: tuple[str, ...]
+    """Numbers issued by this run, in order."""
+    already: int
+    """Accounts that had an invoice for the period before this run."""
+    broken: int
+    """Grants whose expired rest was written off."""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    account: str
+    period: Period
+    as_of: datetime
+    rated: Rated
+    projected: bool = False
+
+
+class BillingService:
+    def __init__(
+        self,
+        uow: BillingUnitOfWork,
+        clock: Clock,
+        catalog: Catalog,
+        *,
+        rate_source: Callable[[], Fraction | None] = lambda: None,
+        grace: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.uow = uow
+        self.clock = clock
+        self.catalog = catalog
+        self.rate_source = rate_source
+        self.grace = grace
+
+    def _now_us(self) -> int:
+        return to_us(self.clock.now())
+
+    # -- terms -------------------------------------------------------------------------------
+
+    def set_account(self, terms: AccountTerms) -> AccountTerms:
+        if not 1 <= terms.anchor_day <= 28 or terms.payment_terms_days < 0:
+            raise BillingError("anchor day must be 1-28 and payment terms at least 0 days")
+        with self.uow.write() as tx:
+            tx.billing.save_account_terms(terms, self._now_us())
+        return terms
+
+    def account_terms(self, account: str) -> AccountTerms:
+        with self.uow.read() as tx:
+            return tx.billing.account_terms([account]).get(account, AccountTerms(account))
+
+    def add_discount(self, account: str, discount: Discount) -> None:
+        with self.uow.write() as tx:
+            existing = {d.id: d for d in tx.billing.discounts([account]).get(account, [])}
+            if discount.id in existing:
+                if existing[discount.id] != discount:
+                    raise BillingError(f"discount {discount.id} exists with other terms")
+                return
+            tx.billing.add_discount(account, discount)
+
+    def add_commitment(self, account: str, commitment: Commitment) -> None:
+        self.catalog.resource(commitment.resource)
+        with self.uow.write() as tx:
+            existing = {c.id: c for c in tx.billing.commitments([account]).get(account, [])}
+            if commitment.id in existing:
+                if existing[commitment.id] != commitment:
+                    raise BillingError(f"commitment {commitment.id} exists with other terms")
+                return
+            tx.billing.add_commitment(account, commitment)
+
+    def grant_credit(self, account: str, grant: CreditGrant) -> None:
+        """Record a grant and move its amount into the customer's credit account."""
+        if grant.amount <= 0:
+            raise BillingError("a credit grant must be for more than 0")
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            existing = {r.grant.id: r.grant for r in tx.billing.grants([account]).get(account, [])}
+            if grant.id in existing:
+                same = existing[grant.id]
+                if (same.amount, same.priority, same.expires_at, same.scope) != (
+                    grant.amount, grant.priority, grant.expires_at, grant.scope,
+                ):  # fmt: skip
+                    raise BillingError(f"grant {grant.id} exists with other terms")
+                return
+            self._open(tx, [account], now_us)
+            tx.billing.add_grant(account, grant, now_us)
+            _post(tx, [grant_transfer(account, grant.id, grant.amount)], now_us)
+
+    def report_downtime(
+        self, reference: str, service: str, period: Period, minutes: Decimal, account: str | None
+    ) -> bool:
+        """Downtime of a service in a period (for one account, or everyone); once per
+        reference. True if recorded now, False if it was recorded before."""
+        if service not in self.catalog.services():
+            raise BillingError(f"unknown service {service!r}")
+        if minutes < 0 or minutes * 60 > period.seconds:
+            raise BillingError("downtime must be between 0 and the period's length")
+        with self.uow.write() as tx:
+            return tx.billing.add_downtime(
+                reference, service, account, to_us(period.start), minutes, self._now_us()
+            )
+
+    # -- money in ------------------------------------------------------------------------------
+
+    def deposit(self, account: str, amount: int, reference: str) -> PaymentRecord:
+        """Prepaid SYNOR received for an account, applied once per reference."""
+        return self._receive(account, None, amount, reference)
+
+    def pay(self, number: str, amount: int, reference: str) -> PaymentRecord:
+        """A payment against an invoice: what it has due, the rest to prepaid (SPEC §7)."""
+        with self.uow.read() as tx:
+            invoice = tx.billing.invoice(number)
+        if invoice is None:
+            raise BillingError(f"no invoice {number}")
+        return self._receive(invoice.account, number, amount, reference)
+
+    def _receive(
+        self, account: str, number: str | None, amount: int, reference: str
+    ) -> PaymentRecord:
+        if amount <= 0:
+            raise BillingError("an amount received must be more than 0")
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            seen = tx.billing.payment(reference)
+            if seen is not None:
+                if (seen.account, seen.invoice, seen.amount) != (account, number, amount):
+                    raise BillingError(f"payment {reference} was recorded with other details")
+                return seen
+            to_invoice = 0
+            if number is not None:
+                invoice = tx.billing.invoice(number)
+                assert invoice is not None
+                to_invoice = min(amount, invoice.outstanding)
+                paid = invoice.paid + to_invoice
+                status = (
+                    InvoiceStatus.PAID if paid >= invoice.total_due else invoice.status
+                )
+                tx.billing.set_payment_state(number, paid, status)
+            record = PaymentRecord(
+                reference, account, number, amount, to_invoice, amount - to_invoice, now_us
+            )
+            self._open(tx, [account], now_us)
+            transfer: Transfer
+            if number is None:
+                transfer = deposit_transfer(account, reference, amount)
+            else:
+                transfer = settlement_transfer(
+                    f"payment:{reference}", "invoice.payment", "chain:clearing", account,
+                    to_invoice, amount - to_invoice,
+                )  # fmt: skip
+            _post(tx, [transfer], now_us)
+            tx.billing.add_payment(record)
+            return record
+
+    # -- drafts and previews -------------------------------------------------------------------
+
+    def draft(self, account: str, period: Period) -> Draft:
+        """The account's invoice for a period as it stands now (usage so far)."""
+        now = self.clock.now()
+        with self.uow.read() as tx:
+            rated = self._rate(tx, account, period, min(to_us(now), to_us(period.end)))
+        return Draft(account, period, min(now, period.end), rated)
+
+    def preview(self, account: str) -> Draft:
+        """What the open period will cost if usage goes on at its rate so far: counters scaled
+        to the whole period, gauges held at their current level to its end."""
+        now = self.clock.now()
+        period = Period.containing(now)
+        elapsed = max(to_us(now) - to_us(period.start), 1)
+        scale = Fraction(to_us(period.end) - to_us(period.start), elapsed)
+        with self.uow.read() as tx:
+            rated = self._rate(tx, account, period, to_us(period.end), counter_scale=scale)
+        return Draft(account, period, now, rated, projected=True)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close_period(self, period: Period) -> CloseReport:
+        """Finalise every account's invoice for a period once its grace period is over."""
+        now = self.clock.now()
+        if now < period.end + self.grace:
+            raise BillingError(
+                f"period {period.label} is open until {(period.end + self.grace).isoformat()} "
+                f"(its end plus the {self.grace} grace period for late usage)"
+            )
+        start_us, end_us = to_us(period.start), to_us(period.end)
+        with self.uow.read() as tx:
+            candidates = tx.billing.usage_accounts(start_us, end_us)
+            committed = tx.billing.committed_accounts()
+            commitments = tx.billing.commitments(committed)
+        candidates |= {
+            account
+            for account, rows in commitments.items()
+            if any(c.active_in(period) for c in rows)
+        }
+        issued: list[str] = []
+        already = 0
+        ordered = sorted(candidates)
+        for index in range(0, len(ordered), CHUNK):
+            numbers, skipped = self._close_chunk(period, ordered[index : index + CHUNK])
+            issued.extend(numbers)
+            already += skipped
+        broken = self._write_off_expired(period)
+        return CloseReport(period, tuple(issued), already, broken)
+
+    def _close_chunk(self, period: Period, accounts: Sequence[str]) -> tuple[list[str], int]:
+        now_us = self._now_us()
+        start_us, end_us = to_us(period.start), to_us(period.end)
+        usd_rate = self.rate_source()
+        with self.uow.write() as tx:
+            done = tx.billing.invoiced_accounts(accounts, start_us)
+            todo = [a for a in accounts if a not in done]
+            if not todo:
+                return [], len(done)
+            self._open(tx, todo, now_us)
+            settings = tx.billing.account_terms(todo)
+            rated = {a: self._rate(tx, a, period, end_us, usd_rate=usd_rate) for a in todo}
+            year = self.clock.now().year
+            first = tx.billing.take_numbers(series(year), len(todo))
+            invoices: list[IssuedInvoice] = []
+            commands: list[Command] = []
+            uses: list[tuple[str, str, int]] = []
+            for offset, account in enumerate(todo):
+                number = invoice_number(year, first + offset)
+                invoice = rated[account]
+                terms = settings.get(account, AccountTerms(account))
+                invoices.append(
+                    self._issue(number, account, period, invoice, terms, usd_rate, now_us)
+                )
+                transfer = invoice_transfer(number, account, invoice)
+                if transfer is not None:
+                    commands.append(transfer)
+                uses.extend((account, use.grant, use.amount) for use in invoice.credits)
+            _post(tx, commands, now_us)
+            tx.billing.use_grants(uses)
+            tx.billing.add_invoices(invoices)
+            return [i.number for i in invoices], len(done)
+
+    def _issue(
+        self,
+        number: str,
+        account: str,
+        period: Period,
+        rated: Rated,
+        terms: AccountTerms,
+        usd_rate: Fraction | None,
+        now_us: int,
+    ) -> IssuedInvoice:
+        return IssuedInvoice(
+            number=number,
+            account=account,
+            kind=DocumentKind.INVOICE,
+            period_start_us=to_us(period.start),
+            period_end_us=to_us(period.end),
+            status=InvoiceStatus.PAID if rated.total_due == 0 else InvoiceStatus.FINALIZED,
+            issued_us=now_us,
+            due_us=now_us + terms.payment_terms_days * DAY_US,
+            catalog_version=self.catalog.version,
+            catalog_digest=self.catalog.digest,
+            rate=None if usd_rate is None else decimal_text(usd_rate),
+            subtotal=rated.subtotal,
+            credits_applied=rated.credits_applied,
+            prepaid_applied=rated.prepaid_applied,
+            total_due=rated.total_due,
+            paid=0,
+            document=rated_document(account, rated, usd_rate),
+        )
+
+    def _write_off_expired(self, period: Period) -> int:
+        """Breakage: every grant expired by the period's end loses its unused rest."""
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            expired = tx.billing.expiring(to_us(period.end))
+            commands: list[Command] = []
+            for record in expired:
+                if record.grant.remaining > 0:
+                    commands.append(
+                        breakage_transfer(record.account, record.grant.id, record.grant.remaining)
+                    )
+                tx.billing.mark_broken(record.account, record.grant.id, now_us)
+            _post(tx, commands, now_us)
+        return len(expired)
+
+    # -- rating from storage ---------------------------------------------------------------------
+
+    def _rate(
+        self,
+        tx: BillingTransaction,
+        account: str,
+        period: Period,
+        as_of_us: int,
+        *,
+        usd_rate: Fraction | None = None,
+        counter_scale: Fraction = Fraction(1),
+    ) -> Rated:
+        quantities = self._quantities(tx, account, period, as_of_us, counter_scale)
+        terms = self._terms(tx, account, period)
+        return rate(
+            self.catalog,
+            period,
+            quantities,
+            terms,
+            rate=usd_rate if usd_rate is not None else self.rate_source(),
+        )
+
+    def _quantities(
+        self,
+        tx: BillingTransaction,
+        account: str,
+        period: Period,
+        as_of_us: int,
+        counter_scale: Fraction,
+    ) -> dict[str, Fraction]:
+        """Billable quantities from the hourly rollups, plus each gauge's open segment up to
+        ``as_of_us`` (the period's end once it is over)."""
+        start_us, end_us = to_us(period.start), to_us(period.end)
+        totals = {r: q for r, (q, _) in tx.usage.period_totals(account, start_us, end_us).items()}
+        for (_, resource_id, _), latest in tx.usage.account_open_gauges(account).items():
+            extra = open_segment(latest, start_us, as_of_us)
+            if extra:
+                totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
+        quantities: dict[str, Fraction] = {}
+        for resource_id, raw in totals.items():
+            resource = self.catalog.resources.get(resource_id)
+            if resource is None or raw == 0:
+                continue
+            billable = resource.billable_quantity(Fraction(raw), period.seconds)
+            if resource.meter.value == "counter":
+                billable *= counter_scale
+            quantities[resource_id] = billable
+        return quantities
+
+    def _terms(self, tx: BillingTransaction, account: str, period: Period) -> Terms:
+        billing = tx.billing
+        downtime = billing.downtime(to_us(period.start))
+        uptime: dict[str, Decimal] = {}
+        for service in self.catalog.services():
+            minutes = downtime.get((None, service), Decimal(0))
+            minutes += downtime.get((account, service), Decimal(0))
+            if minutes > 0:
+                share = Fraction(minutes) * 60 / period.seconds
+                uptime[service] = Decimal(decimal_text(max(1 - share, Fraction(0)) * 100, 6))
+        grants = tuple(r.grant for r in billing.grants([account]).get(account, []))
+        balance = tx.ledger.accounts([prepaid(account)]).get(prepaid(account))
+        return Terms(
+            discounts=tuple(billing.discounts([account]).get(account, [])),
+            commitments=tuple(billing.commitments([account]).get(account, [])),
+            uptime=uptime,
+            grants=grants,
+            prepaid=0 if balance is None else balance.balance.available(balance.spec.normal),
+        )
+
+    def _open(self, tx: BillingTransaction, accounts: Iterable[str], now_us: int) -> None:
+        specs = protocol_accounts(self.catalog.services())
+        for account in accounts:
+            specs.extend(customer_accounts(account))
+        open_accounts(tx.ledger, specs, now_us)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def invoice(self, number: str) -> IssuedInvoice:
+        with self.uow.read() as tx:
+            found = tx.billing.invoice(number)
+        if found is None:
+            raise BillingError(f"no invoice {number}")
+        return found
+
+    def invoices(
+        self,
+        *,
+        account: str | None = None,
+        period: Period | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[IssuedInvoice]:
+        with self.uow.read() as tx:
+            return tx.billing.invoices(
+                account=account,
+                period_start_us=None if period is None else to_us(period.start),
+                limit=limit,
+                before=before,
+            )
+
+    def standing(self, account: str) -> Standing:
+        now_us = self._now_us()
+        with self.uow.read() as tx:
+            terms = tx.billing.account_terms([account]).get(account, AccountTerms(account))
+            issued = tx.billing.invoices(account=account, limit=10_000)
+        return standing(terms, issued, now_us)
+
+
+def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> None:
+    """Post transfers inside the transaction; any refusal aborts it (nothing half-billed)."""
+    for outcome in apply_commands(tx.ledger, commands, now_us):
+        if isinstance(outcome, Rejected):
+            raise BillingError(f"ledger refused {outcome.id}: {outcome.error}")
+
+
+def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
+    """An issued invoice as JSON: its stored figures and lines, with its number, status and
+    dates."""
+    from synor_economics.services.time import from_us, instant
+
+    return {
+        "number": invoice.number,
+        "kind": invoice.kind.value,
+        "status": invoice.status.value,
+        "issued_at": instant(from_us(invoice.issued_us)),
+        "due_at": instant(from_us(invoice.due_us)),
+        "catalog": {"version": invoice.catalog_version, "digest": invoice.catalog_digest},
+        "rate": invoice.rate,
+        "paid": str(invoice.paid),
+        "outstanding": str(invoice.outstanding),
+        "corrects": invoice.corrects,
+        **invoice.document,
+    }

@@ -1,0 +1,202 @@
+"""Billing against real storage (SQLite and PostgreSQL): usage ingested through the metering
+service, periods closed into numbered invoices with their ledger transfers, payments, deposits,
+grants with breakage, standing; closing twice changes nothing and the ledger stays sound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from synor_economics.adapters.clock import FixedClock
+from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY, SqlUnitOfWork
+from synor_economics.catalog import load_default_catalog
+from synor_economics.domain.billing import AccountTerms, InvoiceStatus, StandingStatus
+from synor_economics.domain.period import Period
+from synor_economics.domain.terms import Commitment, CreditGrant, Discount, DiscountKind
+from synor_economics.services.billing import BillingError, BillingService
+from synor_economics.services.ledger import LedgerService
+from synor_economics.services.usage import UsageService
+from tests.conftest import migrated_engine
+
+SYNOR = 10**18
+NOV = Period.month(2026, 11)
+CATALOG = load_default_catalog()
+
+
+@dataclass
+class World:
+    clock: FixedClock
+    usage: UsageService
+    billing: BillingService
+    ledger: LedgerService
+
+    def events(self, *events: dict[str, str]) -> None:
+        outcomes = self.usage.ingest(list(events), source="http")
+        assert all(o.status == "accepted" for o in outcomes), outcomes
+
+    def balance(self, account: str) -> int:
+        return self.ledger.account(account).posted
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    engine = migrated_engine(url)
+    clock = FixedClock(datetime(2026, 11, 20, tzinfo=UTC))
+    uow = SqlUnitOfWork(engine)
+    ledger = LedgerService(uow, clock)
+    world = World(
+        clock,
+        UsageService(SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True), clock, CATALOG),
+        BillingService(uow, clock, CATALOG, rate_source=lambda: Fraction(1, 4)),
+        ledger,
+    )
+    yield world
+    ledger.close()
+    engine.dispose()
+
+
+def cpu(event_id: str, account: str, core_seconds: str, ts: str = "2026-11-10T00:00:00Z") -> dict:
+    return {
+        "id": event_id,
+        "account": account,
+        "resource": "compute.cpu",
+        "quantity": core_seconds,
+        "ts": ts,
+    }
+
+
+def after_close(world: World) -> None:
+    world.clock.at = NOV.end + timedelta(hours=2)
+
+
+def test_draft_close_and_ledger(world: World) -> None:
+    # acct_a: 360000 core-seconds = 100 core-hours = 2 SYNOR; 50 GB held since 1 Nov = 1 SYNOR
+    world.events(
+        cpu("e1", "acct_a", "360000"),
+        {
+            "id": "e2", "account": "acct_a", "resource": "storage.storage",
+            "quantity": "50000000000", "subject": "b", "ts": "2026-11-01T00:00:00Z",
+        },
+        cpu("e3", "acct_b", "180000"),
+    )  # fmt: skip
+    world.billing.add_discount("acct_a", Discount("d1", DiscountKind.PERCENT, percent=Decimal(10)))
+    # the draft is always up to date: storage so far is 19 of 30 days = 50 × 19/30 × 0.02
+    draft = world.billing.draft("acct_a", NOV)
+    storage = next(line for line in draft.rated.lines if line.resource == "storage.storage")
+    assert storage.quantity == Fraction(50 * 19, 30)
+    with pytest.raises(BillingError, match="grace"):
+        world.billing.close_period(NOV)
+    after_close(world)
+    report = world.billing.close_period(NOV)
+    assert report.issued == ("SYN-2026-000001", "SYN-2026-000002")
+    first = world.billing.invoice("SYN-2026-000001")
+    # 3 SYNOR less 10% = 2.7 due
+    assert (first.account, first.subtotal, first.total_due) == (
+        "acct_a",
+        27 * SYNOR // 10,
+        27 * SYNOR // 10,
+    )
+    assert first.catalog_digest == CATALOG.digest
+    assert first.rate == "0.25"
+    assert first.status is InvoiceStatus.FINALIZED
+    assert world.balance("customer:acct_a:receivable") == 27 * SYNOR // 10
+    assert world.balance("revenue:compute") == 3 * SYNOR  # acct_a 2 + acct_b 1
+    assert world.balance("revenue:discounts") == -3 * SYNOR // 10
+    # closing again changes nothing
+    again = world.billing.close_period(NOV)
+    assert (again.issued, again.already) == ((), 2)
+    assert len(world.billing.invoices()) == 2
+    assert world.ledger.check().ok
+
+
+def test_prepaid_credits_payments_and_standing(world: World) -> None:
+    world.billing.set_account(AccountTerms("acct_a", payment_terms_days=7, suspend_after_days=10))
+    world.billing.deposit("acct_a", SYNOR, "dep-1")
+    world.billing.deposit("acct_a", SYNOR, "dep-1")  # a retry: applied once
+    with pytest.raises(BillingError, match="other details"):
+        world.billing.deposit("acct_a", 2 * SYNOR, "dep-1")
+    expiry = datetime(2026, 11, 25, tzinfo=UTC)
+    world.billing.grant_credit("acct_a", CreditGrant("promo", SYNOR, SYNOR))
+    world.billing.grant_credit("acct_a", CreditGrant("old", SYNOR, SYNOR, expires_at=expiry))
+    # 720000 core-seconds = 200 core-hours = 4 SYNOR: 1 from the grant, 1 prepaid, 2 due
+    world.events(cpu("e1", "acct_a", "720000"))
+    after_close(world)
+    (number,) = world.billing.close_period(NOV).issued
+    invoice = world.billing.invoice(number)
+    assert (invoice.credits_applied, invoice.prepaid_applied, invoice.total_due) == (
+        SYNOR, SYNOR, 2 * SYNOR,
+    )  # fmt: skip
+    assert world.balance("customer:acct_a:prepaid") == 0
+    # the grant that expired before the period's end paid nothing and is written off
+    assert world.balance("breakage") == SYNOR
+    assert world.balance("customer:acct_a:credits") == 0
+    # a payment of 3 against 2 due: 2 settle the invoice, 1 goes to prepaid
+    world.billing.pay(number, 3 * SYNOR, "0x1:0xabc:0")
+    paid = world.billing.invoice(number)
+    assert (paid.status, paid.paid, paid.outstanding) == (InvoiceStatus.PAID, 2 * SYNOR, 0)
+    assert world.balance("customer:acct_a:prepaid") == SYNOR
+    assert world.balance("customer:acct_a:receivable") == 0
+    assert world.billing.standing("acct_a").status is StandingStatus.GOOD
+    assert world.ledger.check().ok
+
+
+def test_standing_goes_overdue_then_suspended(world: World) -> None:
+    world.billing.set_account(AccountTerms("acct_a", payment_terms_days=7, suspend_after_days=10))
+    world.events(cpu("e1", "acct_a", "360000"))
+    after_close(world)
+    (number,) = world.billing.close_period(NOV).issued
+    assert world.billing.standing("acct_a").status is StandingStatus.GOOD
+    world.clock.advance(timedelta(days=8))
+    overdue = world.billing.standing("acct_a")
+    assert (overdue.status, overdue.days_overdue, overdue.overdue_invoices) == (
+        StandingStatus.OVERDUE, 1, (number,),
+    )  # fmt: skip
+    world.clock.advance(timedelta(days=9))
+    assert world.billing.standing("acct_a").suspend
+    world.billing.pay(number, 2 * SYNOR, "pay-1")
+    assert world.billing.standing("acct_a").status is StandingStatus.GOOD
+
+
+def test_commitments_bill_without_usage_and_downtime_credits(world: World) -> None:
+    world.billing.add_commitment(
+        "acct_c",
+        Commitment(
+            "r1", "compute.cpu", Decimal(100), Decimal("0.015"), 12,
+            datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+    )  # fmt: skip
+    world.events(cpu("e1", "acct_d", "360000"))
+    # 43.2 minutes of compute downtime for everyone in a 30-day month: 99.9% uptime, no credit;
+    # 86.4 more minutes for acct_d: 99.7%, a 10% SLA credit
+    assert world.billing.report_downtime("r-all", "compute", NOV, Decimal("43.2"), None)
+    assert not world.billing.report_downtime("r-all", "compute", NOV, Decimal("43.2"), None)
+    world.billing.report_downtime("r-d", "compute", NOV, Decimal("86.4"), "acct_d")
+    after_close(world)
+    issued = world.billing.close_period(NOV).issued
+    by_account = {world.billing.invoice(n).account: world.billing.invoice(n) for n in issued}
+    assert by_account["acct_c"].subtotal == 15 * SYNOR // 10  # 100 × 0.015, unused
+    assert by_account["acct_d"].subtotal == 18 * SYNOR // 10  # 2 less 10%
+    assert world.ledger.check().ok
+
+
+def test_numbers_stay_gapless_across_closes_and_restart_each_year(world: World) -> None:
+    october = Period.month(2026, 10)
+    world.clock.at = datetime(2026, 10, 20, tzinfo=UTC)
+    for index in range(7):
+        world.events(cpu(f"e{index}", f"acct_{index}", "3600", ts="2026-10-10T00:00:00Z"))
+    world.clock.at = october.end + timedelta(hours=2)
+    first = world.billing.close_period(october).issued
+    world.events(cpu("nov", "acct_x", "3600", ts="2026-11-01T01:00:00Z"))
+    after_close(world)
+    second = world.billing.close_period(NOV).issued
+    assert [*first, *second] == [f"SYN-2026-{n:06d}" for n in range(1, 9)]
+    december = Period.month(2026, 12)
+    world.events(cpu("dec", "acct_x", "3600", ts="2026-12-01T01:00:00Z"))
+    world.clock.at = december.end + timedelta(hours=2)  # issued in 2027: a new series
+    assert world.billing.close_period(december).issued == ("SYN-2027-000001",)
