@@ -274,6 +274,7 @@ class BillingRepository(Protocol):
     def add_downtime(
         self,
         reference: str,
+        *,
         service: str,
         account: str | None,
         period_start_us: int,

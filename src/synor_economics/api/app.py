@@ -16,10 +16,18 @@ from synor_economics.domain.errors import LedgerError, SynorError
 from synor_economics.domain.ledger import AccountKind
 from synor_economics.domain.usage import MAX_BATCH
 from synor_economics.services import documents, usage_documents
+from synor_economics.services.billing_documents import estimate_document, simulation_document
+from synor_economics.services.estimate import estimate, read_estimate_file
 from synor_economics.services.replacement import ReplacementError
+from synor_economics.services.simulation import read_simulation, run_simulation
 from synor_economics.services.system import System
 from synor_economics.services.usage import PeriodError
-from synor_economics.services.usage_input import BatchTooLargeError, InputError, decode_body
+from synor_economics.services.usage_input import (
+    BatchTooLargeError,
+    InputError,
+    decode_body,
+    decode_json,
+)
 
 _NOT_FOUND = {"not_found", "unknown_account"}
 
@@ -149,13 +157,6 @@ _SIMULATION_BODY = {
 
 def _billing_routes(app: FastAPI, system: System) -> None:
     """Rating without storage: cost estimates and simulations, the engine bills use."""
-    from synor_economics.services.billing_documents import (
-        estimate_document,
-        simulation_document,
-    )
-    from synor_economics.services.estimate import estimate, read_estimate_file
-    from synor_economics.services.simulation import read_simulation, run_simulation
-    from synor_economics.services.usage_input import decode_json
 
     async def _document(request: Request) -> Any:
         """The JSON body; a malformed one is a 400 that says where (``InputError``)."""

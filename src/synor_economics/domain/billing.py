@@ -115,9 +115,7 @@ def standing(terms: AccountTerms, invoices: list[IssuedInvoice], now_us: int) ->
     status = StandingStatus.GOOD
     if late:
         status = (
-            StandingStatus.SUSPENDED
-            if days >= terms.suspend_after_days
-            else StandingStatus.OVERDUE
+            StandingStatus.SUSPENDED if days >= terms.suspend_after_days else StandingStatus.OVERDUE
         )
     return Standing(
         account=terms.account,

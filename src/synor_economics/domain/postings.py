@@ -137,7 +137,7 @@ def deposit_transfer(account: str, reference: str, amount: int) -> Transfer:
 
 
 def settlement_transfer(
-    transfer_id: str, code: str, source: str, account: str, to_receivable: int, to_prepaid: int
+    transfer_id: str, *, code: str, source: str, account: str, to_receivable: int, to_prepaid: int
 ) -> Transfer:
     """Money for an account from ``source``: first what an invoice has due, the rest prepaid."""
     debits = {source: to_receivable + to_prepaid}

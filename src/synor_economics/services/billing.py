@@ -41,6 +41,7 @@ from synor_economics.domain.meters import EXACT, open_segment
 from synor_economics.domain.money import decimal_text
 from synor_economics.domain.period import Period
 from synor_economics.domain.postings import (
+    CLEARING,
     breakage_transfer,
     customer_accounts,
     deposit_transfer,
@@ -60,7 +61,7 @@ from synor_economics.ports import (
 from synor_economics.services.billing_documents import rated_document
 from synor_economics.services.ledger import open_accounts
 from synor_economics.services.posting import apply_commands
-from synor_economics.services.time import to_us
+from synor_economics.services.time import from_us, instant, to_us
 
 CHUNK = 500
 """Accounts per close transaction."""
@@ -170,7 +171,12 @@ class BillingService:
             raise BillingError("downtime must be between 0 and the period's length")
         with self.uow.write() as tx:
             return tx.billing.add_downtime(
-                reference, service, account, to_us(period.start), minutes, self._now_us()
+                reference,
+                service=service,
+                account=account,
+                period_start_us=to_us(period.start),
+                minutes=minutes,
+                now_us=self._now_us(),
             )
 
     # -- money in ------------------------------------------------------------------------------
@@ -205,9 +211,7 @@ class BillingService:
                 assert invoice is not None
                 to_invoice = min(amount, invoice.outstanding)
                 paid = invoice.paid + to_invoice
-                status = (
-                    InvoiceStatus.PAID if paid >= invoice.total_due else invoice.status
-                )
+                status = InvoiceStatus.PAID if paid >= invoice.total_due else invoice.status
                 tx.billing.set_payment_state(number, paid, status)
             record = PaymentRecord(
                 reference, account, number, amount, to_invoice, amount - to_invoice, now_us
@@ -218,9 +222,13 @@ class BillingService:
                 transfer = deposit_transfer(account, reference, amount)
             else:
                 transfer = settlement_transfer(
-                    f"payment:{reference}", "invoice.payment", "chain:clearing", account,
-                    to_invoice, amount - to_invoice,
-                )  # fmt: skip
+                    f"payment:{reference}",
+                    code="invoice.payment",
+                    source=CLEARING,
+                    account=account,
+                    to_receivable=to_invoice,
+                    to_prepaid=amount - to_invoice,
+                )
             _post(tx, [transfer], now_us)
             tx.billing.add_payment(record)
             return record
@@ -297,7 +305,15 @@ class BillingService:
                 invoice = rated[account]
                 terms = settings.get(account, AccountTerms(account))
                 invoices.append(
-                    self._issue(number, account, period, invoice, terms, usd_rate, now_us)
+                    self._issue(
+                        number,
+                        account=account,
+                        period=period,
+                        rated=invoice,
+                        terms=terms,
+                        usd_rate=usd_rate,
+                        now_us=now_us,
+                    )
                 )
                 transfer = invoice_transfer(number, account, invoice)
                 if transfer is not None:
@@ -311,6 +327,7 @@ class BillingService:
     def _issue(
         self,
         number: str,
+        *,
         account: str,
         period: Period,
         rated: Rated,
@@ -471,8 +488,6 @@ def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> N
 def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
     """An issued invoice as JSON: its stored figures and lines, with its number, status and
     dates."""
-    from synor_economics.services.time import from_us, instant
-
     return {
         "number": invoice.number,
         "kind": invoice.kind.value,

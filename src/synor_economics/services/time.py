@@ -8,6 +8,7 @@ from synor_economics.domain.instants import from_us, to_us
 
 __all__ = ["from_us", "instant", "to_us"]
 
+
 def instant(moment: datetime | None) -> str | None:
     """An RFC 3339 UTC instant with a ``Z``, as every document writes times."""
     if moment is None:

@@ -31,10 +31,10 @@ from synor_economics.domain.billing import (
     InvoiceStatus,
     IssuedInvoice,
 )
+from synor_economics.domain.instants import from_us, to_us
 from synor_economics.domain.pricing import Currency
 from synor_economics.domain.terms import Commitment, CreditGrant, Discount, DiscountKind, Scope
 from synor_economics.ports import GrantRecord, PaymentRecord
-from synor_economics.domain.instants import from_us, to_us
 
 _CHUNK = 2000
 
@@ -243,6 +243,7 @@ class SqlBillingRepository:
     def add_downtime(
         self,
         reference: str,
+        *,
         service: str,
         account: str | None,
         period_start_us: int,
@@ -277,7 +278,7 @@ class SqlBillingRepository:
             totals[(row.account, row.service)] += row.downtime_minutes
         return totals
 
-    # -- usage totals, many accounts at once --------------------------------------------------------
+    # -- accounts with usage -------------------------------------------------------------------
 
     def usage_accounts(self, start_us: int, end_us: int) -> set[str]:
         """Accounts with counted usage in the period, or a gauge level carried into it."""
@@ -299,7 +300,7 @@ class SqlBillingRepository:
         )
         return found
 
-    # -- invoices ----------------------------------------------------------------------------------
+    # -- invoices ------------------------------------------------------------------------------
 
     def take_numbers(self, series: str, count: int) -> int:
         """Reserve ``count`` consecutive numbers of a series; the first one. Inside the
@@ -371,7 +372,7 @@ class SqlBillingRepository:
             {"paid": paid, "status": status.value},
         )
 
-    # -- payments ----------------------------------------------------------------------------------
+    # -- payments ------------------------------------------------------------------------------
 
     def payment(self, reference: str) -> PaymentRecord | None:
         row = self.conn.execute(select(payments).where(payments.c.reference == reference)).first()

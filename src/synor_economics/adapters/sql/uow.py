@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
-from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.billing_repository import SqlBillingRepository
+from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
 from synor_economics.adapters.sql.usage_repository import SqlUsageRepository
 
