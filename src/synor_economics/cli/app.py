@@ -71,6 +71,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "cost": ("cost", "app"),
     "worker": ("worker", "worker"),
     "simulate": ("simulate", "simulate"),
+    "billing": ("billing", "app"),
+    "invoice": ("billing", "invoice_app"),
+    "account": ("billing", "account_app"),
 }
 """Top-level command → (module under ``cli``, what it provides). ``register`` adds several."""
 

@@ -38,7 +38,7 @@ from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Rated, Terms, rate
 from synor_economics.domain.ledger import Command, Rejected, Transfer
 from synor_economics.domain.meters import EXACT, open_segment
-from synor_economics.domain.money import decimal_text
+from synor_economics.domain.money import decimal_text, format_synor
 from synor_economics.domain.period import Period
 from synor_economics.domain.postings import (
     CLEARING,
@@ -255,8 +255,11 @@ class BillingService:
 
     # -- closing ---------------------------------------------------------------------------------
 
-    def close_period(self, period: Period) -> CloseReport:
-        """Finalise every account's invoice for a period once its grace period is over."""
+    def close_period(
+        self, period: Period, progress: Callable[[int, int], None] = lambda done, total: None
+    ) -> CloseReport:
+        """Finalise every account's invoice for a period once its grace period is over.
+        ``progress(done, total)`` is told after each chunk of accounts."""
         now = self.clock.now()
         if now < period.end + self.grace:
             raise BillingError(
@@ -280,6 +283,7 @@ class BillingService:
             numbers, skipped = self._close_chunk(period, ordered[index : index + CHUNK])
             issued.extend(numbers)
             already += skipped
+            progress(min(index + CHUNK, len(ordered)), len(ordered))
         broken = self._write_off_expired(period)
         return CloseReport(period, tuple(issued), already, broken)
 
@@ -470,6 +474,11 @@ class BillingService:
                 before=before,
             )
 
+    @property
+    def usd_rate(self) -> Fraction | None:
+        """The rate invoices are locked at now (None: no USD shown, USD prices refused)."""
+        return self.rate_source()
+
     def standing(self, account: str) -> Standing:
         now_us = self._now_us()
         with self.uow.read() as tx:
@@ -485,6 +494,40 @@ def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> N
             raise BillingError(f"ledger refused {outcome.id}: {outcome.error}")
 
 
+def draft_document(draft: Draft, usd_rate: Fraction | None) -> dict[str, Any]:
+    """A draft (or projected) invoice: not numbered, not stored, figures as of ``as_of``."""
+    return {
+        "status": "projected" if draft.projected else "draft",
+        "as_of": instant(draft.as_of),
+        **rated_document(draft.account, draft.rated, usd_rate),
+    }
+
+
+def standing_document(found: Standing) -> dict[str, Any]:
+    return {
+        "account": found.account,
+        "status": found.status.value,
+        "suspend": found.suspend,
+        "outstanding": str(found.outstanding),
+        "overdue": str(found.overdue),
+        "days_overdue": found.days_overdue,
+        "overdue_invoices": list(found.overdue_invoices),
+        "suspend_after_days": found.suspend_after_days,
+    }
+
+
+def payment_document(record: PaymentRecord) -> dict[str, Any]:
+    return {
+        "reference": record.reference,
+        "account": record.account,
+        "invoice": record.invoice,
+        "amount": str(record.amount),
+        "to_invoice": str(record.to_invoice),
+        "to_prepaid": str(record.to_prepaid),
+        "received_at": instant(from_us(record.received_us)),
+    }
+
+
 def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
     """An issued invoice as JSON: its stored figures and lines, with its number, status and
     dates."""
@@ -497,7 +540,9 @@ def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
         "catalog": {"version": invoice.catalog_version, "digest": invoice.catalog_digest},
         "rate": invoice.rate,
         "paid": str(invoice.paid),
+        "paid_synor": format_synor(invoice.paid),
         "outstanding": str(invoice.outstanding),
+        "outstanding_synor": format_synor(invoice.outstanding),
         "corrects": invoice.corrects,
         **invoice.document,
     }
