@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from synor_economics.adapters.stream.redis_stream import RedisEventStream
     from synor_economics.config import Settings
     from synor_economics.domain.catalog import Catalog
+    from synor_economics.ports import Clock
     from synor_economics.services.system import Setting, System
 
 
@@ -50,8 +51,9 @@ def describe_settings(settings: Settings) -> tuple[Setting, ...]:
     return tuple(rows)
 
 
-def build(settings: Settings | None = None) -> System:
-    """Assemble the product from settings (the environment's, unless given)."""
+def build(settings: Settings | None = None, *, clock: Clock | None = None) -> System:
+    """Assemble the product from settings (the environment's, unless given). ``clock`` stands
+    in for the system clock where time must be controlled (tests, demonstrations)."""
     from synor_economics.adapters.clock import SystemClock
     from synor_economics.adapters.sql.engine import make_engine
     from synor_economics.adapters.sql.schema import SqlSchema
@@ -73,7 +75,7 @@ def build(settings: Settings | None = None) -> System:
     catalog = (
         load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
     )
-    clock = SystemClock()
+    clock = clock or SystemClock()
     uow = SqlUnitOfWork(engine)
     usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
     replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)

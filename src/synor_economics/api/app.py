@@ -4,23 +4,32 @@ document (``services/documents.py``), so the API and the CLI's ``--json`` always
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from synor_economics.domain.billing import AccountTerms
 from synor_economics.domain.errors import LedgerError, SynorError
 from synor_economics.domain.ledger import AccountKind
+from synor_economics.domain.money import parse_synor
+from synor_economics.domain.period import Period
 from synor_economics.domain.usage import MAX_BATCH
+from synor_economics.services import billing as billing_service
 from synor_economics.services import documents, usage_documents
+from synor_economics.services.billing import BillingError, InvoiceNotFoundError
 from synor_economics.services.billing_documents import estimate_document, simulation_document
 from synor_economics.services.estimate import estimate, read_estimate_file
+from synor_economics.services.invoice_render import invoice_html as invoice_page
+from synor_economics.services.invoice_render import invoice_pdf as invoice_pdf_bytes
 from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.simulation import read_simulation, run_simulation
 from synor_economics.services.system import System
+from synor_economics.services.terms_input import read_commitment, read_discount, read_grant
 from synor_economics.services.usage import PeriodError
 from synor_economics.services.usage_input import (
     BatchTooLargeError,
@@ -133,7 +142,178 @@ def create_app(system: System) -> FastAPI:
 
     _usage_routes(app, system)
     _billing_routes(app, system)
+    _invoice_routes(app, system)
+    _account_routes(app, system)
     return app
+
+
+class Money(BaseModel):
+    """SYNOR received: a decimal string ("12.5"), and the reference it is applied once under."""
+
+    amount: str = Field(description='SYNOR, a decimal string like "12.5"')
+    reference: str = Field(min_length=1, max_length=200)
+
+    def units(self) -> int:
+        units = parse_synor(self.amount, what="amount")
+        if units <= 0:
+            raise BillingError("amount must be more than 0")
+        return units
+
+
+class AccountBody(BaseModel):
+    payment_terms_days: int = Field(default=14, ge=0, le=365)
+    anchor_day: int = Field(default=1, ge=1, le=28)
+    reminder_after_days: int = Field(default=1, ge=0)
+    suspend_after_days: int = Field(default=30, ge=1)
+
+
+class CloseBody(BaseModel):
+    period: str = Field(description="Billing month, YYYY-MM", examples=["2026-11"])
+
+
+class DowntimeBody(BaseModel):
+    reference: str = Field(min_length=1, max_length=200)
+    service: str
+    period: str = Field(description="Billing month, YYYY-MM")
+    minutes: Decimal = Field(ge=0)
+    account: str | None = Field(default=None, description="Only this account (default: all)")
+
+
+def _month(text: str | None) -> Period:
+    if text is None:
+        return Period.containing(datetime.now(UTC))
+    return Period.parse_month(text)
+
+
+_TERMS_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "As in a simulation file (SPEC §10): a discount "
+        '{"id", "kind": "percent"|"fixed", "percent" | "amount", "scope", "priority", "start", '
+        '"end"}, a credit grant {"id", "amount", "priority", "expires_at", "scope"} or a '
+        'commitment {"id", "resource", "quantity", "unit_price", "term_months", "start"}.',
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def _invoice_routes(app: FastAPI, system: System) -> None:
+    """Issued invoices, drafts, previews, payments, closing periods."""
+    billing = system.billing
+
+    @app.exception_handler(InvoiceNotFoundError)
+    async def _no_invoice(_request: Request, error: InvoiceNotFoundError) -> JSONResponse:
+        return _error(404, "not_found", str(error))
+
+    @app.get("/v1/invoices", tags=["billing"])
+    def list_invoices(
+        account: str | None = None,
+        period: Annotated[str | None, Query(description="YYYY-MM")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[str | None, Query(description="Only numbers before this one")] = None,
+    ) -> dict[str, Any]:
+        """Issued invoices and credit notes, newest first."""
+        found = billing.invoices(
+            account=account,
+            period=None if period is None else Period.parse_month(period),
+            limit=limit,
+            before=before,
+        )
+        return {
+            "invoices": [billing_service.document_of(i) for i in found],
+            "next_before": found[-1].number if len(found) == limit else None,
+        }
+
+    @app.get("/v1/invoices/{number}", tags=["billing"])
+    def invoice(number: str) -> dict[str, Any]:
+        return billing_service.document_of(billing.invoice(number))
+
+    @app.get("/v1/invoices/{number}/pdf", tags=["billing"], response_class=Response)
+    def invoice_pdf(number: str) -> Response:
+        content = invoice_pdf_bytes(billing_service.document_of(billing.invoice(number)))
+        return Response(content, media_type="application/pdf")
+
+    @app.get("/v1/invoices/{number}/html", tags=["billing"], response_class=HTMLResponse)
+    def invoice_html(number: str) -> HTMLResponse:
+        return HTMLResponse(invoice_page(billing_service.document_of(billing.invoice(number))))
+
+    @app.post("/v1/invoices/{number}/payments", tags=["billing"])
+    def pay(number: str, body: Money) -> dict[str, Any]:
+        """Record a payment: what the invoice has due, the rest to prepaid; once per reference."""
+        return billing_service.payment_document(billing.pay(number, body.units(), body.reference))
+
+    @app.get("/v1/accounts/{account}/invoices/draft", tags=["billing"])
+    def draft(
+        account: str, period: Annotated[str | None, Query(description="YYYY-MM")] = None
+    ) -> dict[str, Any]:
+        """The account's invoice for a period as it stands now (default: this month)."""
+        found = billing.draft(account, _month(period))
+        return billing_service.draft_document(found, billing.usd_rate)
+
+    @app.get("/v1/accounts/{account}/invoices/preview", tags=["billing"])
+    def preview(account: str) -> dict[str, Any]:
+        """The open period's cost if usage continues at its current rate."""
+        return billing_service.draft_document(billing.preview(account), billing.usd_rate)
+
+    @app.post("/v1/billing/close", tags=["billing"])
+    def close(body: CloseBody) -> dict[str, Any]:
+        """Finalise a period's invoices (after its grace period); safe to repeat."""
+        report = billing.close_period(Period.parse_month(body.period))
+        return {
+            "period": body.period,
+            "issued": list(report.issued),
+            "already_invoiced": report.already,
+            "grants_written_off": report.broken,
+        }
+
+    @app.post("/v1/billing/downtime", tags=["billing"])
+    def downtime(body: DowntimeBody) -> dict[str, Any]:
+        """Report a service's downtime in a period, for SLA credits; once per reference."""
+        recorded = billing.report_downtime(
+            body.reference, body.service, Period.parse_month(body.period), body.minutes,
+            body.account,
+        )  # fmt: skip
+        return {"reference": body.reference, "recorded": recorded}
+
+
+def _account_routes(app: FastAPI, system: System) -> None:
+    """An account's billing terms, money in, and standing."""
+    billing = system.billing
+
+    @app.get("/v1/accounts/{account}/standing", tags=["billing"])
+    def standing(account: str) -> dict[str, Any]:
+        """good, overdue or suspended: what the L2 services ask before serving an account."""
+        return billing_service.standing_document(billing.standing(account))
+
+    @app.put("/v1/accounts/{account}/terms", tags=["billing"])
+    def set_terms(account: str, body: AccountBody) -> dict[str, Any]:
+        terms = billing.set_account(AccountTerms(account, **body.model_dump()))
+        return {"account": account, **body.model_dump(), "anchor_day": terms.anchor_day}
+
+    @app.post("/v1/accounts/{account}/deposits", tags=["billing"])
+    def deposit(account: str, body: Money) -> dict[str, Any]:
+        """Prepaid SYNOR received (the chain watcher posts on-chain deposits the same way)."""
+        return billing_service.payment_document(
+            billing.deposit(account, body.units(), body.reference)
+        )
+
+    @app.post("/v1/accounts/{account}/credits", tags=["billing"], openapi_extra=_TERMS_BODY)
+    async def grant(account: str, request: Request) -> dict[str, Any]:
+        found = read_grant(decode_json(await request.body()), system.catalog.current())
+        await run_in_threadpool(billing.grant_credit, account, found)
+        return {"account": account, "grant": found.id, "amount": str(found.amount)}
+
+    @app.post("/v1/accounts/{account}/discounts", tags=["billing"], openapi_extra=_TERMS_BODY)
+    async def discount(account: str, request: Request) -> dict[str, Any]:
+        found = read_discount(decode_json(await request.body()), system.catalog.current())
+        await run_in_threadpool(billing.add_discount, account, found)
+        return {"account": account, "discount": found.id}
+
+    @app.post("/v1/accounts/{account}/commitments", tags=["billing"], openapi_extra=_TERMS_BODY)
+    async def commitment(account: str, request: Request) -> dict[str, Any]:
+        found = read_commitment(decode_json(await request.body()), system.catalog.current())
+        await run_in_threadpool(billing.add_commitment, account, found)
+        return {"account": account, "commitment": found.id}
 
 
 _ESTIMATE_BODY = {

@@ -71,6 +71,10 @@ class BillingError(SynorError, ValueError):
     """A billing request that cannot be done as asked (the message says why)."""
 
 
+class InvoiceNotFoundError(BillingError):
+    """No invoice has that number."""
+
+
 @dataclass(frozen=True, slots=True)
 class CloseReport:
     period: Period
@@ -190,7 +194,7 @@ class BillingService:
         with self.uow.read() as tx:
             invoice = tx.billing.invoice(number)
         if invoice is None:
-            raise BillingError(f"no invoice {number}")
+            raise InvoiceNotFoundError(f"no invoice {number}")
         return self._receive(invoice.account, number, amount, reference)
 
     def _receive(
@@ -455,7 +459,7 @@ class BillingService:
         with self.uow.read() as tx:
             found = tx.billing.invoice(number)
         if found is None:
-            raise BillingError(f"no invoice {number}")
+            raise InvoiceNotFoundError(f"no invoice {number}")
         return found
 
     def invoices(

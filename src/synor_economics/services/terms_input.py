@@ -19,11 +19,11 @@ uptime: {compute: "99.5"}                        # percent for the period, per s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from synor_economics.catalog import fields as doc
 from synor_economics.domain.catalog import Catalog
@@ -39,6 +39,8 @@ from synor_economics.domain.terms import (
     DiscountKind,
     Scope,
 )
+
+_T = TypeVar("_T")
 
 
 class DocumentError(SynorError, ValueError):
@@ -80,6 +82,28 @@ def read_terms(table: Mapping[str, Any], where: str, catalog: Catalog) -> Terms:
 
 TERMS_KEYS = _ACCOUNT_KEYS
 """The keys :func:`read_terms` reads."""
+
+
+def read_discount(document: object, catalog: Catalog) -> Discount:
+    """One discount as an API body gives it (the same keys as a simulation file's)."""
+    return _one(document, catalog, _discount)
+
+
+def read_commitment(document: object, catalog: Catalog) -> Commitment:
+    return _one(document, catalog, _commitment)
+
+
+def read_grant(document: object, catalog: Catalog) -> CreditGrant:
+    return _one(document, catalog, lambda table, where, book: _grant(table, where, book, 0))
+
+
+def _one(
+    document: object, catalog: Catalog, read: Callable[[Mapping[str, Any], str, Catalog], _T]
+) -> _T:
+    try:
+        return read(doc.table(document, "body"), "body", catalog)
+    except CatalogError as error:
+        raise DocumentError(str(error)) from None
 
 
 def synor_at(value: object, where: str) -> int:
