@@ -50,7 +50,9 @@ class LedgerRepository(Protocol):
         """The named accounts that exist, with their current balances (copies the caller owns)."""
         ...
 
-    def add_account(self, spec: AccountSpec, opened_us: int) -> Account: ...
+    def add_accounts(self, specs: Sequence[AccountSpec], opened_us: int) -> dict[str, Account]:
+        """Open new accounts (ids not taken yet), all at once; each with its storage key."""
+        ...
 
     def transfers(self, ids: Collection[str]) -> dict[str, TransferRecord]:
         """The named transfers that exist, with their entries."""
@@ -201,6 +203,16 @@ class UsageRepository(Protocol):
         ...
 
     def account_open_gauges(self, account: str) -> dict[GaugeKey, Level]: ...
+
+    def period_totals_of(
+        self, accounts: Collection[str], start_us: int, end_us: int
+    ) -> dict[str, dict[str, Decimal]]:
+        """``period_totals`` (quantities only) for many accounts in one read."""
+        ...
+
+    def open_gauges_of(self, accounts: Collection[str]) -> dict[GaugeKey, Level]:
+        """``account_open_gauges`` for many accounts in one read."""
+        ...
 
     def dead_letters(self, *, limit: int, before: int | None) -> list[DeadLetter]:
         """Dead letters, newest first; only those with ``seq < before`` when given."""

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synor_economics.domain.meters import (
+    EXACT,
     HOUR_US,
     Level,
     add_into,
@@ -60,9 +61,13 @@ class Store:
         self.events.append(new)
 
     def integral(self, start: int, end: int) -> Decimal:
-        closed = sum((q for h, q in self.hourly.items() if start <= h < end), Decimal(0))
+        # exact sums: the default 28-digit context would round ~10^20 unit-seconds
+        closed = Decimal(0)
+        for hour, quantity in self.hourly.items():
+            if start <= hour < end:
+                closed = EXACT.add(closed, quantity)
         assert self.latest is not None
-        return closed + open_segment(self.latest, start, end)
+        return EXACT.add(closed, open_segment(self.latest, start, end))
 
 
 def direct(events: list[Level], start: int, end: int) -> Decimal:
@@ -74,7 +79,7 @@ def direct(events: list[Level], start: int, end: int) -> Decimal:
         stop = levels[k + 1].ts_us if k + 1 < len(levels) else end
         begin, finish = max(event.ts_us, start), min(stop, end)
         if finish > begin:
-            total += level_seconds(event.level, finish - begin)
+            total = EXACT.add(total, level_seconds(event.level, finish - begin))
     return total
 
 

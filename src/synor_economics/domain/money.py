@@ -127,6 +127,8 @@ def format_usd(value: Exact) -> str:
 
 def exact(value: Exact, *, what: str = "value") -> Fraction:
     """Convert an exact number to a ``Fraction``; refuse floats and booleans."""
+    if type(value) is Fraction:
+        return value  # immutable: no copy needed (the common case, on every rating path)
     if isinstance(value, bool | float):
         raise MoneyError(
             f"{what} must be exact (int, Decimal or Fraction), not {type(value).__name__}"

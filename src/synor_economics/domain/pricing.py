@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
@@ -134,13 +134,16 @@ class PerUnit(_Model):
 
     name: ClassVar[str] = "per_unit"
     unit_price: Decimal
+    _price: Fraction = field(init=False, repr=False, compare=False, default=Fraction(0))
+    """``unit_price`` as a Fraction, converted once (Decimal → Fraction costs microseconds)."""
 
     def __post_init__(self) -> None:
         super(PerUnit, self).__post_init__()  # explicit: slots break bare super()
         _require_decimal(self.unit_price, "unit_price")
+        object.__setattr__(self, "_price", Fraction(self.unit_price))
 
     def _charge(self, quantity: Fraction) -> Fraction:
-        return quantity * Fraction(self.unit_price)
+        return quantity * self._price
 
 
 def _check_tiers(tiers: tuple[Tier, ...]) -> None:

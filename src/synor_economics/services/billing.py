@@ -15,6 +15,7 @@ reference; the same one again with the same body is a no-op, with another body a
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,11 +34,11 @@ from synor_economics.domain.billing import (
     series,
     standing,
 )
-from synor_economics.domain.catalog import Catalog
+from synor_economics.domain.catalog import Catalog, MeterKind
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Rated, Terms, rate
 from synor_economics.domain.ledger import Command, Rejected, Transfer
-from synor_economics.domain.meters import EXACT, open_segment
+from synor_economics.domain.meters import EXACT, Level, open_segment
 from synor_economics.domain.money import decimal_text, format_synor
 from synor_economics.domain.period import Period
 from synor_economics.domain.postings import (
@@ -56,6 +57,7 @@ from synor_economics.ports import (
     BillingTransaction,
     BillingUnitOfWork,
     Clock,
+    GrantRecord,
     PaymentRecord,
 )
 from synor_economics.services.billing_documents import rated_document
@@ -302,7 +304,8 @@ class BillingService:
                 return [], len(done)
             self._open(tx, todo, now_us)
             settings = tx.billing.account_terms(todo)
-            rated = {a: self._rate(tx, a, period, end_us, usd_rate=usd_rate) for a in todo}
+            book = _Book.read(tx, todo, period)
+            rated = {a: self._rate_from(book, a, period, end_us, usd_rate=usd_rate) for a in todo}
             year = self.clock.now().year
             first = tx.billing.take_numbers(series(year), len(todo))
             invoices: list[IssuedInvoice] = []
@@ -387,32 +390,41 @@ class BillingService:
         period: Period,
         as_of_us: int,
         *,
-        usd_rate: Fraction | None = None,
         counter_scale: Fraction = Fraction(1),
     ) -> Rated:
-        quantities = self._quantities(tx, account, period, as_of_us, counter_scale)
-        terms = self._terms(tx, account, period)
-        return rate(
-            self.catalog,
+        book = _Book.read(tx, [account], period)
+        return self._rate_from(
+            book,
+            account,
             period,
-            quantities,
-            terms,
-            rate=usd_rate if usd_rate is not None else self.rate_source(),
+            as_of_us,
+            usd_rate=self.rate_source(),
+            counter_scale=counter_scale,
         )
 
-    def _quantities(
+    def _rate_from(
         self,
-        tx: BillingTransaction,
+        book: _Book,
         account: str,
         period: Period,
         as_of_us: int,
-        counter_scale: Fraction,
+        *,
+        usd_rate: Fraction | None,
+        counter_scale: Fraction = Fraction(1),
+    ) -> Rated:
+        quantities = self._quantities(book, account, period, as_of_us, counter_scale)
+        return rate(
+            self.catalog, period, quantities, self._terms(book, account, period), rate=usd_rate
+        )
+
+    def _quantities(
+        self, book: _Book, account: str, period: Period, as_of_us: int, counter_scale: Fraction
     ) -> dict[str, Fraction]:
         """Billable quantities from the hourly rollups, plus each gauge's open segment up to
         ``as_of_us`` (the period's end once it is over)."""
-        start_us, end_us = to_us(period.start), to_us(period.end)
-        totals = {r: q for r, (q, _) in tx.usage.period_totals(account, start_us, end_us).items()}
-        for (_, resource_id, _), latest in tx.usage.account_open_gauges(account).items():
+        start_us = to_us(period.start)
+        totals = dict(book.totals.get(account, {}))
+        for resource_id, latest in book.gauges.get(account, []):
             extra = open_segment(latest, start_us, as_of_us)
             if extra:
                 totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
@@ -422,29 +434,25 @@ class BillingService:
             if resource is None or raw == 0:
                 continue
             billable = resource.billable_quantity(Fraction(raw), period.seconds)
-            if resource.meter.value == "counter":
+            if resource.meter is MeterKind.COUNTER:
                 billable *= counter_scale
             quantities[resource_id] = billable
         return quantities
 
-    def _terms(self, tx: BillingTransaction, account: str, period: Period) -> Terms:
-        billing = tx.billing
-        downtime = billing.downtime(to_us(period.start))
+    def _terms(self, book: _Book, account: str, period: Period) -> Terms:
         uptime: dict[str, Decimal] = {}
         for service in self.catalog.services():
-            minutes = downtime.get((None, service), Decimal(0))
-            minutes += downtime.get((account, service), Decimal(0))
+            minutes = book.downtime.get((None, service), Decimal(0))
+            minutes += book.downtime.get((account, service), Decimal(0))
             if minutes > 0:
                 share = Fraction(minutes) * 60 / period.seconds
                 uptime[service] = Decimal(decimal_text(max(1 - share, Fraction(0)) * 100, 6))
-        grants = tuple(r.grant for r in billing.grants([account]).get(account, []))
-        balance = tx.ledger.accounts([prepaid(account)]).get(prepaid(account))
         return Terms(
-            discounts=tuple(billing.discounts([account]).get(account, [])),
-            commitments=tuple(billing.commitments([account]).get(account, [])),
+            discounts=tuple(book.discounts.get(account, ())),
+            commitments=tuple(book.commitments.get(account, ())),
             uptime=uptime,
-            grants=grants,
-            prepaid=0 if balance is None else balance.balance.available(balance.spec.normal),
+            grants=tuple(r.grant for r in book.grants.get(account, ())),
+            prepaid=book.prepaid.get(account, 0),
         )
 
     def _open(self, tx: BillingTransaction, accounts: Iterable[str], now_us: int) -> None:
@@ -489,6 +497,36 @@ class BillingService:
             terms = tx.billing.account_terms([account]).get(account, AccountTerms(account))
             issued = tx.billing.invoices(account=account, limit=10_000)
         return standing(terms, issued, now_us)
+
+
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """What rating a chunk of accounts for a period needs, read in a few queries."""
+
+    totals: dict[str, dict[str, Decimal]]
+    gauges: dict[str, list[tuple[str, Level]]]
+    discounts: dict[str, list[Discount]]
+    commitments: dict[str, list[Commitment]]
+    grants: dict[str, list[GrantRecord]]
+    downtime: dict[tuple[str | None, str], Decimal]
+    prepaid: dict[str, int]
+
+    @staticmethod
+    def read(tx: BillingTransaction, accounts: Sequence[str], period: Period) -> _Book:
+        start_us, end_us = to_us(period.start), to_us(period.end)
+        gauges: dict[str, list[tuple[str, Level]]] = defaultdict(list)
+        for (account, resource_id, _), level in tx.usage.open_gauges_of(accounts).items():
+            gauges[account].append((resource_id, level))
+        balances = tx.ledger.accounts([prepaid(a) for a in accounts])
+        return _Book(
+            totals=tx.usage.period_totals_of(accounts, start_us, end_us),
+            gauges=gauges,
+            discounts=tx.billing.discounts(accounts),
+            commitments=tx.billing.commitments(accounts),
+            grants=tx.billing.grants(accounts),
+            downtime=tx.billing.downtime(start_us),
+            prepaid={a.spec.owner: a.balance.available(a.spec.normal) for a in balances.values()},
+        )
 
 
 def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> None:

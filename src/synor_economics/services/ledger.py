@@ -81,13 +81,12 @@ def open_accounts(
     for spec in specs:
         spec.validate()
     existing = repo.accounts({s.id for s in specs})
+    fresh = {s.id: s for s in specs if s.id not in existing}
+    existing.update(repo.add_accounts(list(fresh.values()), now_us))
     opened: list[Account] = []
     for spec in specs:
-        found = existing.get(spec.id)
-        if found is None:
-            found = repo.add_account(spec, now_us)
-            existing[spec.id] = found
-        elif found.spec != spec:
+        found = existing[spec.id]
+        if found.spec != spec:
             raise LedgerError(
                 "account_conflict",
                 f"account {spec.id} exists as {found.spec}; it cannot be reopened as {spec}",

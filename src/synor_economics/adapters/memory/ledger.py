@@ -58,12 +58,13 @@ class MemoryLedgerRepository:
     def accounts(self, ids: Collection[str]) -> dict[str, Account]:
         return {i: self._account(i) for i in ids if i in self.s.specs}
 
-    def add_account(self, spec: AccountSpec, opened_us: int) -> Account:
-        num = len(self.s.specs) + 1
-        self.s.specs[spec.id] = (spec, num)
-        self.s.balances[spec.id] = Balance()
-        self.s.by_account[spec.id] = []
-        return self._account(spec.id)
+    def add_accounts(self, specs: Sequence[AccountSpec], opened_us: int) -> dict[str, Account]:
+        for spec in specs:
+            num = len(self.s.specs) + 1
+            self.s.specs[spec.id] = (spec, num)
+            self.s.balances[spec.id] = Balance()
+            self.s.by_account[spec.id] = []
+        return {spec.id: self._account(spec.id) for spec in specs}
 
     def transfers(self, ids: Collection[str]) -> dict[str, TransferRecord]:
         return {i: self.s.transfers[i] for i in ids if i in self.s.transfers}

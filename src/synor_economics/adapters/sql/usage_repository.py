@@ -10,6 +10,7 @@ decimals) and upserted, which is safe because writers are serialised.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -389,6 +390,29 @@ class SqlUsageRepository:
             quantity, events = totals.get(row.resource, (Decimal(0), 0))
             totals[row.resource] = (EXACT.add(quantity, row.quantity), events + row.events)
         return totals
+
+    def period_totals_of(
+        self, accounts: Collection[str], start_us: int, end_us: int
+    ) -> dict[str, dict[str, Decimal]]:
+        c = usage_hourly.c
+        totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
+        for chunk in chunks(accounts, 2000):
+            query = select(c.account, c.resource, c.quantity).where(
+                c.account.in_(chunk), c.hour_us >= start_us, c.hour_us < end_us
+            )
+            for account, resource, quantity in self.conn.execute(query):
+                mine = totals[account]
+                mine[resource] = EXACT.add(mine.get(resource, Decimal(0)), quantity)
+        return totals
+
+    def open_gauges_of(self, accounts: Collection[str]) -> dict[GaugeKey, Level]:
+        c = usage_gauges.c
+        found: dict[GaugeKey, Level] = {}
+        for chunk in chunks(accounts, 2000):
+            query = select(usage_gauges).where(c.account.in_(chunk))
+            for row in self.conn.execute(query):
+                found[(row.account, row.resource, row.subject)] = Level(row.since_us, row.level)
+        return found
 
     def account_open_gauges(self, account: str) -> dict[GaugeKey, Level]:
         query = select(usage_gauges).where(usage_gauges.c.account == account)
