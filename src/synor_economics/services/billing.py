@@ -60,7 +60,7 @@ from synor_economics.ports import (
     GrantRecord,
     PaymentRecord,
 )
-from synor_economics.services.billing_documents import rated_document
+from synor_economics.services.billing_documents import invoice_record, rated_document, with_display
 from synor_economics.services.ledger import open_accounts
 from synor_economics.services.posting import apply_commands
 from synor_economics.services.time import from_us, instant, to_us
@@ -363,7 +363,7 @@ class BillingService:
             prepaid_applied=rated.prepaid_applied,
             total_due=rated.total_due,
             paid=0,
-            document=rated_document(account, rated, usd_rate),
+            document=invoice_record(account, rated),
         )
 
     def _write_off_expired(self, period: Period) -> int:
@@ -586,5 +586,5 @@ def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
         "outstanding": str(invoice.outstanding),
         "outstanding_synor": format_synor(invoice.outstanding),
         "corrects": invoice.corrects,
-        **invoice.document,
+        **with_display(invoice.document, None if invoice.rate is None else Fraction(invoice.rate)),
     }

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from synor_economics.domain.catalog import Catalog
-from synor_economics.domain.invoice import Adjustment, Line, Rated, TierCharge
+from synor_economics.domain.invoice import Line, Rated, TierCharge
 from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
 from synor_economics.domain.period import Period
 from synor_economics.domain.terms import CreditGrant
@@ -50,7 +50,19 @@ def _tier(part: TierCharge) -> dict[str, Any]:
     }
 
 
-def line_document(line: Line, usd_rate: Fraction | None) -> dict[str, Any]:
+_TOTALS = (
+    "charges",
+    "discounts",
+    "sla_credits",
+    "subtotal",
+    "credits_applied",
+    "prepaid_applied",
+    "total_due",
+)
+
+
+def line_record(line: Line) -> dict[str, Any]:
+    """A line as it is stored with an issued invoice: exact figures, no display strings."""
     return {
         "resource": line.resource,
         "kind": line.kind.value,
@@ -62,38 +74,52 @@ def line_document(line: Line, usd_rate: Fraction | None) -> dict[str, Any]:
         "tiers": [_tier(part) for part in line.tiers],
         "packages": line.packages,
         "minimum_applied": line.minimum_applied,
-        **money("amount", line.amount, usd_rate),
+        "amount": str(line.amount),
     }
 
 
-def adjustment_document(adjustment: Adjustment, usd_rate: Fraction | None) -> dict[str, Any]:
+def invoice_record(account: str, rated: Rated) -> dict[str, Any]:
+    """What an issued invoice stores: every figure, exact; display strings are added when it
+    is read (:func:`with_display`), so storing 100,000 invoices does not format them."""
     return {
-        "kind": adjustment.kind.value,
-        "source": adjustment.source,
-        "line": adjustment.line,
-        "percent": _dec(adjustment.percent),
-        **money("amount", adjustment.amount, usd_rate),
+        "account": account,
+        "period": period_document(rated.period),
+        "lines": [line_record(line) for line in rated.lines],
+        "adjustments": [
+            {
+                "kind": a.kind.value,
+                "source": a.source,
+                "line": a.line,
+                "percent": _dec(a.percent),
+                "amount": str(a.amount),
+            }
+            for a in rated.adjustments
+        ],
+        "credits": [{"grant": use.grant, "amount": str(use.amount)} for use in rated.credits],
+        **{name: str(getattr(rated, name)) for name in _TOTALS},
     }
+
+
+def with_display(record: dict[str, Any], usd_rate: Fraction | None) -> dict[str, Any]:
+    """A stored record with SYNOR display strings and USD values (at ``usd_rate``) beside every
+    amount."""
+    document = dict(record)
+    for key in ("lines", "adjustments", "credits"):
+        document[key] = [
+            {**item, **money("amount", int(item["amount"]), usd_rate)} for item in record[key]
+        ]
+    for name in _TOTALS:
+        document.update(money(name, int(record[name]), usd_rate))
+    return document
+
+
+def line_document(line: Line, usd_rate: Fraction | None) -> dict[str, Any]:
+    return {**line_record(line), **money("amount", line.amount, usd_rate)}
 
 
 def rated_document(account: str, rated: Rated, usd_rate: Fraction | None) -> dict[str, Any]:
     """An invoice's figures: SPEC §10's fields, each line in full, and the USD values."""
-    return {
-        "account": account,
-        "period": period_document(rated.period),
-        "lines": [line_document(line, usd_rate) for line in rated.lines],
-        "adjustments": [adjustment_document(a, usd_rate) for a in rated.adjustments],
-        **money("charges", rated.charges, usd_rate),
-        **money("discounts", rated.discounts, usd_rate),
-        **money("sla_credits", rated.sla_credits, usd_rate),
-        **money("subtotal", rated.subtotal, usd_rate),
-        **money("credits_applied", rated.credits_applied, usd_rate),
-        "credits": [
-            {"grant": use.grant, **money("amount", use.amount, usd_rate)} for use in rated.credits
-        ],
-        **money("prepaid_applied", rated.prepaid_applied, usd_rate),
-        **money("total_due", rated.total_due, usd_rate),
-    }
+    return with_display(invoice_record(account, rated), usd_rate)
 
 
 def grant_document(grant: CreditGrant, period: Period) -> dict[str, Any]:
