@@ -313,9 +313,12 @@ class BillingRepository(Protocol):
         period_start_us: int | None = None,
         limit: int = 100,
         before: str | None = None,
+        corrects: str | None = None,
     ) -> list[IssuedInvoice]: ...
 
-    def set_payment_state(self, number: str, paid: int, status: InvoiceStatus) -> None: ...
+    def set_payment_state(
+        self, number: str, *, paid: int, credited: int, status: InvoiceStatus
+    ) -> None: ...
 
     def payment(self, reference: str) -> PaymentRecord | None: ...
 

@@ -75,6 +75,23 @@ ROUTES = {
     "/v1/usage/replacements",
     "/v1/estimates",
     "/v1/simulations",
+    "/v1/invoices",
+    "/v1/invoices/{number}",
+    "/v1/invoices/{number}/pdf",
+    "/v1/invoices/{number}/html",
+    "/v1/invoices/{number}/payments",
+    "/v1/invoices/{number}/void",
+    "/v1/invoices/{number}/credit-notes",
+    "/v1/accounts/{account}/invoices/draft",
+    "/v1/accounts/{account}/invoices/preview",
+    "/v1/billing/close",
+    "/v1/billing/downtime",
+    "/v1/accounts/{account}/standing",
+    "/v1/accounts/{account}/terms",
+    "/v1/accounts/{account}/deposits",
+    "/v1/accounts/{account}/credits",
+    "/v1/accounts/{account}/discounts",
+    "/v1/accounts/{account}/commitments",
 }
 COUNT_KEYS = {
     "seq",
@@ -228,11 +245,17 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
     posts = {
         p
         for p in ROUTES
-        if p in ("/v1/events", "/v1/estimates", "/v1/simulations")
-        or p.endswith(("/replacements", "/revert"))
+        if p in ("/v1/events", "/v1/estimates", "/v1/simulations", "/v1/billing/close")
+        or p.endswith(
+            ("/replacements", "/revert", "/payments", "/void", "/credit-notes", "/downtime")
+        )
+        or p.endswith(("/deposits", "/credits", "/discounts", "/commitments"))
     }
     posts.discard("/v1/usage/replacements")
-    assert all(("post" if path in posts else "get") in paths[path] for path in paths)
+    puts = {"/v1/accounts/{account}/terms"}
+    for path in paths:
+        method = "post" if path in posts else "put" if path in puts else "get"
+        assert method in paths[path], path
     app_routes = {
         route.path.replace(":path}", "}")
         for route in client.app.routes  # type: ignore[attr-defined]

@@ -117,6 +117,17 @@ def test_a_month_billed_over_http(api: TestClient, clock: FixedClock) -> None:
     assert (paid["to_invoice"], paid["to_prepaid"]) == (str(2 * SYNOR), str(SYNOR // 2))
     assert api.get("/v1/invoices/SYN-2026-000001").json()["status"] == "paid"
     assert api.get("/v1/accounts/acct_a/standing").json()["status"] == "good"
+    note_body = {"amount": "0.5", "reason": "outage", "reference": "cn-1"}
+    note = api.post("/v1/invoices/SYN-2026-000001/credit-notes", json=note_body).json()
+    assert (note["number"], note["kind"], note["corrects"]) == (
+        "SYN-2026-000003",
+        "credit_note",
+        "SYN-2026-000001",
+    )
+    voided = api.post("/v1/invoices/SYN-2026-000002/void", json={"reason": "test account"})
+    assert voided.json()["status"] == "void"
+    refused = api.post("/v1/invoices/SYN-2026-000001/void", json={"reason": "paid already"})
+    assert refused.status_code == 422
     assert api.get("/v1/ledger/check").status_code == 200
 
 

@@ -200,3 +200,49 @@ def test_numbers_stay_gapless_across_closes_and_restart_each_year(world: World) 
     world.events(cpu("dec", "acct_x", "3600", ts="2026-12-01T01:00:00Z"))
     world.clock.at = december.end + timedelta(hours=2)  # issued in 2027: a new series
     assert world.billing.close_period(december).issued == ("SYN-2027-000001",)
+
+
+def test_void_reverses_and_the_period_can_be_billed_again(world: World) -> None:
+    world.billing.deposit("acct_a", SYNOR, "dep")
+    world.billing.grant_credit("acct_a", CreditGrant("g", SYNOR // 2, SYNOR // 2))
+    world.events(cpu("e1", "acct_a", "360000"))  # 2 SYNOR: 0.5 credit, 1 prepaid, 0.5 due
+    after_close(world)
+    (number,) = world.billing.close_period(NOV).issued
+    assert world.balance("customer:acct_a:prepaid") == 0
+    voided = world.billing.void(number, "wrong price book")
+    assert voided.status is InvoiceStatus.VOID
+    assert world.billing.void(number, "again").status is InvoiceStatus.VOID  # a no-op
+    # credits and prepaid are back, nothing is receivable or earned
+    assert world.balance("customer:acct_a:prepaid") == SYNOR
+    assert world.balance("customer:acct_a:credits") == SYNOR // 2
+    assert world.balance("customer:acct_a:receivable") == 0
+    assert world.balance("revenue:compute") == 0
+    assert world.billing.standing("acct_a").outstanding == 0
+    (reissued,) = world.billing.close_period(NOV).issued
+    assert reissued != number
+    assert world.billing.invoice(reissued).credits_applied == SYNOR // 2
+    assert world.ledger.check().ok
+
+
+def test_credit_notes_take_off_what_is_due_then_go_to_prepaid(world: World) -> None:
+    world.events(cpu("e1", "acct_a", "360000"))  # 2 SYNOR due
+    after_close(world)
+    (number,) = world.billing.close_period(NOV).issued
+    world.billing.pay(number, SYNOR // 2, "p1")
+    with pytest.raises(BillingError, match="credit note"):
+        world.billing.void(number, "too late")
+    note = world.billing.credit_note(number, SYNOR, "outage", "cn-1")
+    assert note.corrects == number
+    assert note.number == "SYN-2026-000002"
+    assert world.billing.credit_note(number, SYNOR, "outage", "cn-1") == note  # once
+    invoice = world.billing.invoice(number)
+    assert (invoice.credited, invoice.outstanding) == (SYNOR, SYNOR // 2)
+    # 1 more: 0.5 settles the invoice, 0.5 goes to prepaid; then nothing is left to credit
+    world.billing.credit_note(number, SYNOR, "goodwill", "cn-2")
+    settled = world.billing.invoice(number)
+    assert (settled.status, settled.outstanding) == (InvoiceStatus.PAID, 0)
+    assert world.balance("customer:acct_a:prepaid") == SYNOR // 2
+    assert world.balance("revenue:credit_notes") == -2 * SYNOR
+    with pytest.raises(BillingError, match="at most 0"):
+        world.billing.credit_note(number, 1, "more", "cn-3")
+    assert world.ledger.check().ok

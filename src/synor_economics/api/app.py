@@ -160,6 +160,14 @@ class Money(BaseModel):
         return units
 
 
+class VoidBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CreditNoteBody(Money):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class AccountBody(BaseModel):
     payment_terms_days: int = Field(default=14, ge=0, le=365)
     anchor_day: int = Field(default=1, ge=1, le=28)
@@ -241,6 +249,17 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
     def pay(number: str, body: Money) -> dict[str, Any]:
         """Record a payment: what the invoice has due, the rest to prepaid; once per reference."""
         return billing_service.payment_document(billing.pay(number, body.units(), body.reference))
+
+    @app.post("/v1/invoices/{number}/void", tags=["billing"])
+    def void(number: str, body: VoidBody) -> dict[str, Any]:
+        """Cancel an unpaid invoice; its ledger transfer is reversed."""
+        return billing_service.document_of(billing.void(number, body.reason))
+
+    @app.post("/v1/invoices/{number}/credit-notes", tags=["billing"])
+    def credit_note(number: str, body: CreditNoteBody) -> dict[str, Any]:
+        """A numbered credit note: off what the invoice has due, the rest to prepaid."""
+        note = billing.credit_note(number, body.units(), body.reason, body.reference)
+        return billing_service.document_of(note)
 
     @app.get("/v1/accounts/{account}/invoices/draft", tags=["billing"])
     def draft(

@@ -288,6 +288,35 @@ def pay(
 
 
 @invoice_app.command()
+def void(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    reason: Annotated[str, typer.Option(help="Why: kept with the reversal.")],
+) -> None:
+    """Cancel an unpaid invoice (its ledger transfer is reversed; closing the period again
+    issues a new one)."""
+    system_of(ctx).billing.void(number, reason)
+    typer.echo(f"{number}: void")
+
+
+@invoice_app.command()
+def credit(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="Invoice number.")],
+    amount: Annotated[str, typer.Option(help="SYNOR to credit.")],
+    reason: Annotated[str, typer.Option(help="Why: printed on the credit note.")],
+    reference: Annotated[str, typer.Option(help="The correction's id: issued once.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a numbered credit note against an invoice: off what it has due, rest to prepaid."""
+    note = system_of(ctx).billing.credit_note(number, _synor(amount, "--amount"), reason, reference)
+    if as_json:
+        print_json(billing_service.document_of(note))
+        return
+    typer.echo(f"{note.number}: credit note of {format_synor(note.subtotal)} SYNOR on {number}")
+
+
+@invoice_app.command()
 def pdf(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="Invoice number.")],

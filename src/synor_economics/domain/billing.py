@@ -73,14 +73,17 @@ class IssuedInvoice:
     total_due: int
     paid: int
     document: dict[str, Any]
+    credited: int = 0
+    """What credit notes took off what it has due."""
     corrects: str | None = None
+    """For a credit note: the invoice it corrects."""
 
     @property
     def outstanding(self) -> int:
         """What is still owed on it (nothing on a void invoice or a credit note)."""
         if self.status is InvoiceStatus.VOID or self.kind is DocumentKind.CREDIT_NOTE:
             return 0
-        return max(self.total_due - self.paid, 0)
+        return max(self.total_due - self.paid - self.credited, 0)
 
 
 class StandingStatus(StrEnum):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -37,12 +37,13 @@ from synor_economics.domain.billing import (
 from synor_economics.domain.catalog import Catalog, MeterKind
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Rated, Terms, rate
-from synor_economics.domain.ledger import Command, Rejected, Transfer
+from synor_economics.domain.ledger import Command, Rejected, Reverse, Transfer
 from synor_economics.domain.meters import EXACT, Level, open_segment
 from synor_economics.domain.money import decimal_text, format_synor
 from synor_economics.domain.period import Period
 from synor_economics.domain.postings import (
     CLEARING,
+    CREDIT_NOTES,
     breakage_transfer,
     customer_accounts,
     deposit_transfer,
@@ -217,8 +218,12 @@ class BillingService:
                 assert invoice is not None
                 to_invoice = min(amount, invoice.outstanding)
                 paid = invoice.paid + to_invoice
-                status = InvoiceStatus.PAID if paid >= invoice.total_due else invoice.status
-                tx.billing.set_payment_state(number, paid, status)
+                tx.billing.set_payment_state(
+                    number,
+                    paid=paid,
+                    credited=invoice.credited,
+                    status=_settled(invoice, paid, invoice.credited),
+                )
             record = PaymentRecord(
                 reference, account, number, amount, to_invoice, amount - to_invoice, now_us
             )
@@ -238,6 +243,97 @@ class BillingService:
             _post(tx, [transfer], now_us)
             tx.billing.add_payment(record)
             return record
+
+    # -- corrections ---------------------------------------------------------------------------
+
+    def void(self, number: str, reason: str) -> IssuedInvoice:
+        """Cancel an unpaid invoice: its ledger transfer is reversed (credits and prepaid it
+        used come back) and closing its period again issues a new one. A paid or credited
+        invoice is corrected by a credit note instead. Voiding twice is a no-op."""
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            invoice = _require(tx, number)
+            if invoice.kind is not DocumentKind.INVOICE:
+                raise BillingError(f"{number} is a credit note; only invoices are voided")
+            if invoice.status is InvoiceStatus.VOID:
+                return invoice
+            if invoice.paid or invoice.credited:
+                raise BillingError(
+                    f"{number} has payments or credit notes against it: issue a credit note"
+                )
+            if tx.ledger.transfers([f"invoice:{number}"]):
+                _post(tx, [Reverse(f"void:{number}", f"invoice:{number}", memo=reason)], now_us)
+            uses = [
+                (invoice.account, c["grant"], -int(c["amount"]))
+                for c in invoice.document["credits"]
+            ]
+            tx.billing.use_grants(uses)
+            tx.billing.set_payment_state(number, paid=0, credited=0, status=InvoiceStatus.VOID)
+            return replace(invoice, status=InvoiceStatus.VOID)
+
+    def credit_note(self, number: str, amount: int, reason: str, reference: str) -> IssuedInvoice:
+        """Take ``amount`` off an issued invoice with a numbered credit note: off what it has
+        due first, the rest to the customer's prepaid balance. Once per reference."""
+        if amount <= 0:
+            raise BillingError("a credit note must be for more than 0")
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            invoice = _require(tx, number)
+            earlier = tx.billing.invoices(corrects=number, limit=10_000)
+            for note in earlier:
+                if note.document.get("reference") == reference:
+                    if note.subtotal != amount:
+                        raise BillingError(f"credit note {reference} was issued for another amount")
+                    return note
+            if invoice.kind is not DocumentKind.INVOICE or invoice.status is InvoiceStatus.VOID:
+                raise BillingError(f"{number} is not an invoice that can be credited")
+            room = invoice.subtotal - sum(note.subtotal for note in earlier)
+            if amount > room:
+                raise BillingError(
+                    f"{number} can be credited at most {format_synor(room)} SYNOR more"
+                )
+            to_invoice = min(amount, invoice.outstanding)
+            year = self.clock.now().year
+            note_number = invoice_number(year, tx.billing.take_numbers(series(year), 1))
+            note = replace(
+                invoice,
+                number=note_number,
+                kind=DocumentKind.CREDIT_NOTE,
+                status=InvoiceStatus.FINALIZED,
+                issued_us=now_us,
+                due_us=now_us,
+                subtotal=amount,
+                credits_applied=0,
+                prepaid_applied=amount - to_invoice,
+                total_due=0,
+                paid=0,
+                credited=0,
+                corrects=number,
+                document=_credit_note_record(invoice, amount, to_invoice, reason, reference),
+            )
+            _post(
+                tx,
+                [
+                    settlement_transfer(
+                        f"credit-note:{note_number}",
+                        code="invoice.credit_note",
+                        source=CREDIT_NOTES,
+                        account=invoice.account,
+                        to_receivable=to_invoice,
+                        to_prepaid=amount - to_invoice,
+                    )
+                ],
+                now_us,
+            )
+            tx.billing.add_invoices([note])
+            credited = invoice.credited + to_invoice
+            tx.billing.set_payment_state(
+                number,
+                paid=invoice.paid,
+                credited=credited,
+                status=_settled(invoice, invoice.paid, credited),
+            )
+            return note
 
     # -- drafts and previews -------------------------------------------------------------------
 
@@ -527,6 +623,51 @@ class _Book:
             downtime=tx.billing.downtime(start_us),
             prepaid={a.spec.owner: a.balance.available(a.spec.normal) for a in balances.values()},
         )
+
+
+def _require(tx: BillingTransaction, number: str) -> IssuedInvoice:
+    found = tx.billing.invoice(number)
+    if found is None:
+        raise InvoiceNotFoundError(f"no invoice {number}")
+    return found
+
+
+def _credit_note_record(
+    invoice: IssuedInvoice, amount: int, to_invoice: int, reason: str, reference: str
+) -> dict[str, Any]:
+    """A credit note's stored figures: one negative line against the invoice it corrects."""
+    zero = "0"
+    return {
+        "account": invoice.account,
+        "period": invoice.document["period"],
+        "reason": reason,
+        "reference": reference,
+        "lines": [],
+        "adjustments": [
+            {
+                "kind": "credit_note",
+                "source": invoice.number,
+                "line": None,
+                "percent": None,
+                "amount": str(-amount),
+            },
+        ],
+        "credits": [],
+        "charges": zero,
+        "discounts": zero,
+        "sla_credits": zero,
+        "subtotal": str(-amount),
+        "credits_applied": zero,
+        "prepaid_applied": str(-(amount - to_invoice)),
+        "total_due": str(-to_invoice),
+    }
+
+
+def _settled(invoice: IssuedInvoice, paid: int, credited: int) -> InvoiceStatus:
+    """Paid once payments and credit notes cover what it had due."""
+    if invoice.status is InvoiceStatus.VOID:
+        return invoice.status
+    return InvoiceStatus.PAID if paid + credited >= invoice.total_due else InvoiceStatus.FINALIZED
 
 
 def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> None:

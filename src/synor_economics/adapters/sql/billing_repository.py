@@ -355,6 +355,7 @@ class SqlBillingRepository:
         period_start_us: int | None = None,
         limit: int = 100,
         before: str | None = None,
+        corrects: str | None = None,
     ) -> list[IssuedInvoice]:
         c = invoices.c
         query = select(invoices).order_by(c.number.desc()).limit(limit)
@@ -364,12 +365,16 @@ class SqlBillingRepository:
             query = query.where(c.period_start_us == period_start_us)
         if before is not None:
             query = query.where(c.number < before)
+        if corrects is not None:
+            query = query.where(c.corrects == corrects)
         return [_issued(row) for row in self.conn.execute(query)]
 
-    def set_payment_state(self, number: str, paid: int, status: InvoiceStatus) -> None:
+    def set_payment_state(
+        self, number: str, *, paid: int, credited: int, status: InvoiceStatus
+    ) -> None:
         self.conn.execute(
             update(invoices).where(invoices.c.number == number),
-            {"paid": paid, "status": status.value},
+            {"paid": paid, "credited": credited, "status": status.value},
         )
 
     # -- payments ------------------------------------------------------------------------------

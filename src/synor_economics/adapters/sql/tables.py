@@ -324,6 +324,7 @@ invoices = Table(
     Column("prepaid_applied", BigAmount(), nullable=False),
     Column("total_due", BigAmount(), nullable=False),
     Column("paid", BigAmount(), nullable=False),
+    Column("credited", BigAmount(), nullable=False),
     Column("corrects", String(32), nullable=True),
     Column("document", Text, nullable=False),
     Index("ix_invoices_account_period", "account", "period_start_us"),

@@ -101,6 +101,7 @@ def upgrade() -> None:
         sa.Column("prepaid_applied", BigAmount(), nullable=False),
         sa.Column("total_due", BigAmount(), nullable=False),
         sa.Column("paid", BigAmount(), nullable=False),
+        sa.Column("credited", BigAmount(), nullable=False),
         sa.Column("corrects", sa.String(32), nullable=True),
         sa.Column("document", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("number", name="pk_invoices"),
