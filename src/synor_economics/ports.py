@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from synor_economics.domain.billing import AccountTerms, InvoiceStatus, IssuedInvoice
+from synor_economics.domain.billing import AccountTerms, InvoiceStatus, IssuedInvoice, Notice
 from synor_economics.domain.ledger import (
     Account,
     AccountSpec,
@@ -319,6 +319,14 @@ class BillingRepository(Protocol):
     def set_payment_state(
         self, number: str, *, paid: int, credited: int, status: InvoiceStatus
     ) -> None: ...
+
+    def unpaid_before(self, due_us: int) -> list[IssuedInvoice]: ...
+
+    def notices(
+        self, *, account: str | None = None, invoices_of: Collection[str] = ()
+    ) -> list[Notice]: ...
+
+    def add_notices(self, notices: Sequence[Notice]) -> None: ...
 
     def payment(self, reference: str) -> PaymentRecord | None: ...
 

@@ -87,6 +87,7 @@ ROUTES = {
     "/v1/billing/close",
     "/v1/billing/downtime",
     "/v1/accounts/{account}/standing",
+    "/v1/accounts/{account}/notices",
     "/v1/accounts/{account}/terms",
     "/v1/accounts/{account}/deposits",
     "/v1/accounts/{account}/credits",

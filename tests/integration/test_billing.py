@@ -246,3 +246,32 @@ def test_credit_notes_take_off_what_is_due_then_go_to_prepaid(world: World) -> N
     with pytest.raises(BillingError, match="at most 0"):
         world.billing.credit_note(number, 1, "more", "cn-3")
     assert world.ledger.check().ok
+
+
+def test_the_scheduler_closes_after_the_grace_period_and_sends_notices(world: World) -> None:
+    from synor_economics.services.scheduler import BillingScheduler
+
+    world.billing.set_account(
+        AccountTerms("acct_a", payment_terms_days=5, reminder_after_days=2, suspend_after_days=9)
+    )
+    world.events(cpu("e1", "acct_a", "360000"))
+    scheduler = BillingScheduler(world.billing, world.clock)
+    world.clock.at = NOV.end + timedelta(minutes=30)  # inside the grace period: nothing yet
+    assert scheduler.tick() == []
+    world.clock.at = NOV.end + timedelta(hours=1)
+    (number,) = scheduler.tick()
+    assert scheduler.tick() == []  # closed once
+    assert BillingScheduler(world.billing, world.clock).tick() == []  # another worker: no-op
+    world.clock.advance(timedelta(days=6))  # 1 day past due: no reminder yet
+    scheduler.tick()
+    assert world.billing.notices("acct_a") == []
+    world.clock.advance(timedelta(days=1))
+    scheduler.tick()
+    scheduler.tick()
+    assert [(n.invoice, n.kind.value) for n in world.billing.notices("acct_a")] == [
+        (number, "reminder")
+    ]
+    world.clock.advance(timedelta(days=7))
+    scheduler.tick()
+    assert [n.kind.value for n in world.billing.notices("acct_a")] == ["reminder", "suspension"]
+    assert world.billing.standing("acct_a").suspend

@@ -304,6 +304,11 @@ def _account_routes(app: FastAPI, system: System) -> None:
         """good, overdue or suspended: what the L2 services ask before serving an account."""
         return billing_service.standing_document(billing.standing(account))
 
+    @app.get("/v1/accounts/{account}/notices", tags=["billing"])
+    def notices(account: str) -> dict[str, Any]:
+        """Dunning notices (reminders, suspension warnings) for the account's overdue invoices."""
+        return {"notices": [billing_service.notice_document(n) for n in billing.notices(account)]}
+
     @app.put("/v1/accounts/{account}/terms", tags=["billing"])
     def set_terms(account: str, body: AccountBody) -> dict[str, Any]:
         terms = billing.set_account(AccountTerms(account, **body.model_dump()))

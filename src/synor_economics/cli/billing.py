@@ -467,6 +467,22 @@ def commit(
 
 
 @account_app.command()
+def notices(ctx: typer.Context, account: AccountArg, as_json: JsonFlag = False) -> None:
+    """Dunning notices recorded for an account's overdue invoices."""
+    found = system_of(ctx).billing.notices(account)
+    document = {"notices": [billing_service.notice_document(n) for n in found]}
+    if as_json:
+        print_json(document)
+        return
+    table = Table(title=f"Notices for {account}")
+    for column in ("invoice", "kind", "days_overdue", "created_at"):
+        table.add_column(column.replace("_", " "))
+    for row in document["notices"]:
+        table.add_row(row["invoice"], row["kind"], str(row["days_overdue"]), row["created_at"])
+    Console().print(table)
+
+
+@account_app.command()
 def standing(ctx: typer.Context, account: AccountArg, as_json: JsonFlag = False) -> None:
     """Whether an account is in good standing, overdue, or to be suspended."""
     document = billing_service.standing_document(system_of(ctx).billing.standing(account))

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from synor_economics.cli.app import JsonFlag, launcher_of, print_json, system_of
+from synor_economics.services.scheduler import BillingScheduler
 from synor_economics.services.stream_ingest import StreamWorker
 
 
@@ -65,7 +66,17 @@ def serve(
             daemon=True,
         )
         consumer.start()
-        console.print(f"usage stream: {system.stream.name} (worker {name})")
+        scheduler = threading.Thread(
+            target=BillingScheduler(system.billing, system.billing.clock).run,
+            args=(stop,),
+            name="synor-billing-scheduler",
+            daemon=True,
+        )
+        scheduler.start()
+        console.print(
+            f"usage stream: {system.stream.name} (worker {name}); billing scheduler: periods "
+            "close after their grace period"
+        )
     try:
         uvicorn.run(
             create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level

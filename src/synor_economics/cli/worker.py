@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from synor_economics.cli.app import system_of
+from synor_economics.services.scheduler import BillingScheduler
 from synor_economics.services.stream_ingest import StreamWorker, WorkerOptions, WorkerStats
 
 
@@ -32,6 +33,14 @@ def worker(
     drain: Annotated[
         bool, typer.Option("--drain", help="Stop once nothing is left to read.")
     ] = False,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule/--no-schedule",
+            help="Also run the billing scheduler: close periods after their grace period, "
+            "record dunning notices.",
+        ),
+    ] = True,
 ) -> None:
     """Consume usage events from the stream (SYNOR_STREAM_URL) in a consumer group.
 
@@ -50,6 +59,13 @@ def worker(
     console = Console(stderr=True)
     console.print(f"[bold]synor worker[/bold] {name} on stream {system.stream.name}")
     consumer_loop = StreamWorker(system.stream, system.usage, consumer=name, options=options)
+    if schedule and not drain:
+        threading.Thread(
+            target=BillingScheduler(system.billing, system.billing.clock).run,
+            args=(stop,),
+            name="synor-billing-scheduler",
+            daemon=True,
+        ).start()
     stats = consumer_loop.run(stop, drain=drain)
     console.print(_summary(stats))
 

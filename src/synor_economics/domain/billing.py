@@ -86,6 +86,39 @@ class IssuedInvoice:
         return max(self.total_due - self.paid - self.credited, 0)
 
 
+class NoticeKind(StrEnum):
+    REMINDER = "reminder"
+    SUSPENSION = "suspension"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A dunning notice for an overdue invoice; ``seq`` is set by storage."""
+
+    account: str
+    invoice: str
+    kind: NoticeKind
+    days_overdue: int
+    created_us: int
+    seq: int = 0
+
+
+def notices_due(
+    terms: AccountTerms, invoice: IssuedInvoice, sent: set[NoticeKind], now_us: int
+) -> list[NoticeKind]:
+    """The notices an overdue invoice has earned and not yet had: a reminder after
+    ``reminder_after_days`` past due, a suspension warning once it suspends the account."""
+    if invoice.outstanding == 0 or invoice.due_us >= now_us:
+        return []
+    days = (now_us - invoice.due_us) // DAY_US
+    due = []
+    if days >= terms.reminder_after_days and NoticeKind.REMINDER not in sent:
+        due.append(NoticeKind.REMINDER)
+    if days >= terms.suspend_after_days and NoticeKind.SUSPENSION not in sent:
+        due.append(NoticeKind.SUSPENSION)
+    return due
+
+
 class StandingStatus(StrEnum):
     GOOD = "good"
     OVERDUE = "overdue"

@@ -29,8 +29,11 @@ from synor_economics.domain.billing import (
     DocumentKind,
     InvoiceStatus,
     IssuedInvoice,
+    Notice,
+    NoticeKind,
     Standing,
     invoice_number,
+    notices_due,
     series,
     standing,
 )
@@ -582,6 +585,32 @@ class BillingService:
                 before=before,
             )
 
+    def send_notices(self) -> list[Notice]:
+        """Record the dunning notices overdue invoices have earned (each kind once per
+        invoice): what the scheduler runs, and notifiers deliver from."""
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            overdue = tx.billing.unpaid_before(now_us)
+            if not overdue:
+                return []
+            terms = tx.billing.account_terms({i.account for i in overdue})
+            sent: dict[str, set[NoticeKind]] = defaultdict(set)
+            for notice in tx.billing.notices(invoices_of=[i.number for i in overdue]):
+                sent[notice.invoice].add(notice.kind)
+            fresh = [
+                Notice(i.account, i.number, kind, (now_us - i.due_us) // DAY_US, now_us)
+                for i in overdue
+                for kind in notices_due(
+                    terms.get(i.account, AccountTerms(i.account)), i, sent[i.number], now_us
+                )
+            ]
+            tx.billing.add_notices(fresh)
+        return fresh
+
+    def notices(self, account: str) -> list[Notice]:
+        with self.uow.read() as tx:
+            return tx.billing.notices(account=account)
+
     @property
     def usd_rate(self) -> Fraction | None:
         """The rate invoices are locked at now (None: no USD shown, USD prices refused)."""
@@ -696,6 +725,16 @@ def standing_document(found: Standing) -> dict[str, Any]:
         "days_overdue": found.days_overdue,
         "overdue_invoices": list(found.overdue_invoices),
         "suspend_after_days": found.suspend_after_days,
+    }
+
+
+def notice_document(notice: Notice) -> dict[str, Any]:
+    return {
+        "account": notice.account,
+        "invoice": notice.invoice,
+        "kind": notice.kind.value,
+        "days_overdue": notice.days_overdue,
+        "created_at": instant(from_us(notice.created_us)),
     }
 
 

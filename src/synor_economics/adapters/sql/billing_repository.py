@@ -17,6 +17,7 @@ from synor_economics.adapters.sql.tables import (
     billing_accounts,
     billing_commitments,
     billing_discounts,
+    billing_notices,
     credit_grants,
     invoice_counters,
     invoices,
@@ -30,6 +31,8 @@ from synor_economics.domain.billing import (
     DocumentKind,
     InvoiceStatus,
     IssuedInvoice,
+    Notice,
+    NoticeKind,
 )
 from synor_economics.domain.instants import from_us, to_us
 from synor_economics.domain.pricing import Currency
@@ -376,6 +379,47 @@ class SqlBillingRepository:
             update(invoices).where(invoices.c.number == number),
             {"paid": paid, "credited": credited, "status": status.value},
         )
+
+    def unpaid_before(self, due_us: int) -> list[IssuedInvoice]:
+        """Finalised invoices not paid by ``due_us`` (candidates for dunning)."""
+        c = invoices.c
+        query = select(invoices).where(
+            c.kind == DocumentKind.INVOICE.value,
+            c.status == InvoiceStatus.FINALIZED.value,
+            c.due_us < due_us,
+        )
+        return [_issued(row) for row in self.conn.execute(query.order_by(c.number))]
+
+    def notices(
+        self, *, account: str | None = None, invoices_of: Collection[str] = ()
+    ) -> list[Notice]:
+        c = billing_notices.c
+        query = select(billing_notices).order_by(c.seq)
+        if account is not None:
+            query = query.where(c.account == account)
+        found = []
+        chunked = list(chunks(invoices_of, _CHUNK)) if invoices_of else [None]
+        for chunk in chunked:
+            page = query if chunk is None else query.where(c.invoice.in_(chunk))
+            for row in self.conn.execute(page):
+                found.append(Notice(**{**row._mapping, "kind": NoticeKind(row.kind)}))
+        return found
+
+    def add_notices(self, notices: Sequence[Notice]) -> None:
+        if notices:
+            self.conn.execute(
+                billing_notices.insert(),
+                [
+                    {
+                        "account": n.account,
+                        "invoice": n.invoice,
+                        "kind": n.kind.value,
+                        "days_overdue": n.days_overdue,
+                        "created_us": n.created_us,
+                    }
+                    for n in notices
+                ],
+            )
 
     # -- payments ------------------------------------------------------------------------------
 

@@ -348,6 +348,20 @@ invoice_counters = Table(
 )
 """The last number taken per series (``SYN-2026``): gapless, taken in the invoice's transaction."""
 
+billing_notices = Table(
+    "billing_notices",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("invoice", String(32), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("days_overdue", Integer, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("invoice", "kind"),
+)
+"""Dunning notices (reminders, suspension warnings): one of each kind per invoice, kept as the
+outbox that notifiers deliver from."""
+
 payments = Table(
     "payments",
     metadata,

@@ -122,6 +122,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("series", name="pk_invoice_counters"),
     )
     op.create_table(
+        "billing_notices",
+        sa.Column("seq", Seq, nullable=False, autoincrement=True),
+        sa.Column("account", sa.String(200), nullable=False),
+        sa.Column("invoice", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("days_overdue", sa.Integer, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("seq", name="pk_billing_notices"),
+        sa.UniqueConstraint("invoice", "kind", name="uq_billing_notices_invoice"),
+    )
+    op.create_table(
         "payments",
         sa.Column("reference", sa.String(200), nullable=False),
         sa.Column("account", sa.String(200), nullable=False),
@@ -137,6 +148,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "payments",
+        "billing_notices",
         "invoice_counters",
         "invoices",
         "uptime_reports",

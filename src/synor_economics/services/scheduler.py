@@ -1,0 +1,54 @@
+"""The billing scheduler: what runs by itself in ``synor worker`` (and ``synor serve``).
+
+Every tick it closes the last period once its grace period is over (SPEC §7: drafts are
+finalised after the grace period), then records the dunning notices overdue invoices have
+earned. Both are idempotent, so any number of workers may run it side by side: a period closed
+by one is skipped by the others, and a notice is recorded once per invoice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from synor_economics.domain.period import Period, add_months
+from synor_economics.ports import Clock
+from synor_economics.services.billing import BillingService
+
+log = logging.getLogger("synor.scheduler")
+
+
+@dataclass
+class BillingScheduler:
+    billing: BillingService
+    clock: Clock
+    interval_s: float = 60.0
+    closed: set[str] = field(default_factory=set)
+    """Periods this process has closed (closing again would only find nothing to do)."""
+
+    def tick(self) -> list[str]:
+        """One round; the invoice numbers it issued."""
+        now = self.clock.now()
+        current = Period.containing(now)
+        previous = Period.containing(add_months(current.start, -1))
+        issued: list[str] = []
+        if previous.label not in self.closed and now >= previous.end + self.billing.grace:
+            report = self.billing.close_period(previous)
+            issued = list(report.issued)
+            self.closed.add(previous.label)
+            if issued:
+                log.info("closed %s: %d invoices", previous.label, len(issued))
+        notices = self.billing.send_notices()
+        if notices:
+            log.info("recorded %d dunning notices", len(notices))
+        return issued
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set; a failing tick is logged and tried again next time."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a scheduler must outlive one bad tick; the next one retries
+                log.exception("billing scheduler tick failed")
+            stop.wait(self.interval_s)
