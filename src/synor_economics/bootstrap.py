@@ -163,6 +163,11 @@ class Launcher:
     def system(self) -> System:
         return self._system
 
+    def system_on(self, clock: Clock) -> System:
+        """A separate assembly of the product on another clock (``synor demo`` walks its own
+        clock through a month); the caller closes it."""
+        return build(self._settings, clock=clock)
+
     def catalog(self) -> Catalog:
         """The configured price book alone, for commands that rate without storage (simulate,
         cost estimate): no database is opened."""

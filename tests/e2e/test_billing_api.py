@@ -173,3 +173,16 @@ def test_the_cli_bills_a_month(cli: Cli) -> None:
     assert paid["to_invoice"] == str(3 * SYNOR)
     assert cli.json("account", "standing", "acct_a", **settings)["status"] == "good"
     assert "ledger check OK" in cli.ok("ledger", "check", **settings)
+
+
+def test_the_demo_bills_a_month_once(cli: Cli) -> None:
+    first = cli.ok("demo", "--accounts", "8", "--period", "2026-09")
+    assert "8 invoices" in first
+    assert "ledger check: OK" in first
+    again = cli.ok("demo", "--accounts", "8", "--period", "2026-09")
+    assert "0 of" in again  # every event was counted the first time
+    listed = cli.json("invoice", "list", "--period", "2026-09")["invoices"]
+    assert len(listed) == 8
+    assert {i["account"] for i in listed} == {f"demo_{n:03d}" for n in range(1, 9)}
+    assert all(i["lines"] for i in listed)
+    assert "ledger check OK" in cli.ok("ledger", "check")

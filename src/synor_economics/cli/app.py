@@ -74,6 +74,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "billing": ("billing", "app"),
     "invoice": ("billing", "invoice_app"),
     "account": ("billing", "account_app"),
+    "demo": ("demo", "demo"),
 }
 """Top-level command → (module under ``cli``, what it provides). ``register`` adds several."""
 

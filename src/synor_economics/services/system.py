@@ -9,7 +9,7 @@ from typing import Protocol
 
 from synor_economics import __version__
 from synor_economics.domain.catalog import Catalog
-from synor_economics.ports import EventStream
+from synor_economics.ports import Clock, EventStream
 from synor_economics.services.billing import BillingService
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
@@ -90,6 +90,10 @@ class Launcher(Protocol):
     def settings(self) -> tuple[Setting, ...]: ...
 
     def system(self) -> System: ...
+
+    def system_on(self, clock: Clock) -> System:
+        """The product assembled on another clock; the caller closes it."""
+        ...
 
     def catalog(self) -> Catalog:
         """The configured price book, without assembling the system (no database)."""
