@@ -24,14 +24,15 @@ The order of work, and where it rounds (once per line, HALF_EVEN, SPEC §1):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
 from synor_economics.domain.catalog import Catalog, PriceRow, Resource
 from synor_economics.domain.errors import MoneyError
-from synor_economics.domain.money import BASE, exact, round_half_even
+from synor_economics.domain.money import BASE, exact, round_half_even, round_ratio
 from synor_economics.domain.period import Period
 from synor_economics.domain.pricing import (
     Currency,
@@ -229,7 +230,7 @@ def usage_lines(
     for resource_id in sorted(set(quantities) | set(active)):
         resource = catalog.resource(resource_id)
         quantity = exact(quantities.get(resource_id, Fraction(0)), what=resource_id)
-        row = resource.price_at(period.start)
+        row = _row_at(resource, period.start)
         commitment = active.get(resource_id)
         if commitment is None:
             if quantity != 0:
@@ -240,6 +241,21 @@ def usage_lines(
         if overage > 0:
             lines.append(_priced_line(resource, row, overage, LineKind.OVERAGE, usd_rate))
     return tuple(lines)
+
+
+_ROWS: dict[tuple[int, datetime], tuple[Resource, PriceRow]] = {}
+"""Price rows by (resource object, period start): a close rates thousands of invoices of one
+period against one book. The resource is kept in the value so its id cannot be reused."""
+
+
+def _row_at(resource: Resource, start: datetime) -> PriceRow:
+    key = (id(resource), start)
+    found = _ROWS.get(key)
+    if found is None or found[0] is not resource:
+        if len(_ROWS) > 10_000:
+            _ROWS.clear()
+        found = _ROWS[key] = (resource, resource.price_at(start))
+    return found[1]
 
 
 def to_synor(native: Fraction, currency: Currency, usd_rate: Fraction | None) -> Fraction:
@@ -288,7 +304,7 @@ def _line(
         minimum_applied=pricing.minimum_applied,
         native=pricing.native,
         exact=synor,
-        amount=round_half_even(synor * BASE),
+        amount=round_ratio(synor.numerator * BASE, synor.denominator),
     )
 
 
@@ -307,22 +323,28 @@ def _pricing(model: PricingModel, quantity: Fraction) -> _Pricing:
     """What the model charges for the quantity, with the detail an invoice shows."""
     native = model.exact_amount(quantity)
     minimum = model.minimum is not None and quantity > 0 and native == Fraction(model.minimum)
-    plain = _Pricing(model.name, model.currency, native, minimum_applied=minimum)
+    name, currency = model.name, model.currency
     if isinstance(model, PerUnit):
-        return replace(plain, unit_price=model.unit_price)
+        return _Pricing(name, currency, native, model.unit_price, minimum_applied=minimum)
     if isinstance(model, Graduated):
         parts = tuple(
             TierCharge(p.tier.up_to, p.tier.unit_price, p.quantity, p.amount)
             for p in model.tier_parts(quantity)
         )
-        return replace(plain, tiers=parts)
+        return _Pricing(name, currency, native, tiers=parts, minimum_applied=minimum)
     if isinstance(model, Volume):
         tier = model.tier_for(quantity)
-        amount = quantity * Fraction(tier.unit_price)
-        part = TierCharge(tier.up_to, tier.unit_price, quantity, amount)
-        return replace(plain, unit_price=tier.unit_price, tiers=(part,))
+        part = TierCharge(
+            tier.up_to, tier.unit_price, quantity, quantity * Fraction(tier.unit_price)
+        )
+        return _Pricing(
+            name, currency, native, tier.unit_price, tiers=(part,), minimum_applied=minimum
+        )
     assert isinstance(model, Package)
-    return replace(plain, unit_price=model.package_price, packages=model.packages(quantity))
+    return _Pricing(
+        name, currency, native, model.package_price, packages=model.packages(quantity),
+        minimum_applied=minimum,
+    )  # fmt: skip
 
 
 def _negative(

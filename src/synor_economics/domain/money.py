@@ -145,9 +145,15 @@ def exact(value: Exact, *, what: str = "value") -> Fraction:
 def round_half_even(value: Fraction) -> int:
     """Round an exact fraction to the nearest integer, ties to even. The only rounding rule."""
     value = exact(value)
-    floor, rest = divmod(value.numerator, value.denominator)
+    return round_ratio(value.numerator, value.denominator)
+
+
+def round_ratio(numerator: int, denominator: int) -> int:
+    """``round_half_even(numerator / denominator)`` for a positive denominator, without making a
+    Fraction (whose normalisation is most of the cost on the rating path)."""
+    floor, rest = divmod(numerator, denominator)
     twice = 2 * rest
-    if twice > value.denominator or (twice == value.denominator and floor % 2 == 1):
+    if twice > denominator or (twice == denominator and floor % 2 == 1):
         return floor + 1
     return floor
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from synor_economics.domain.catalog import Catalog
@@ -38,7 +39,13 @@ def money(name: str, units: int, usd_rate: Fraction | None) -> dict[str, str | N
 
 
 def period_document(period: Period) -> dict[str, str | None]:
-    return {"label": period.label, "start": instant(period.start), "end": instant(period.end)}
+    return dict(_period_document(period))
+
+
+@lru_cache(maxsize=64)
+def _period_document(period: Period) -> tuple[tuple[str, str | None], ...]:
+    """Cached: every invoice of a close shares its period."""
+    return (("label", period.label), ("start", instant(period.start)), ("end", instant(period.end)))
 
 
 def _tier(part: TierCharge) -> dict[str, Any]:
