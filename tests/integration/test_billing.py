@@ -275,3 +275,30 @@ def test_the_scheduler_closes_after_the_grace_period_and_sends_notices(world: Wo
     scheduler.tick()
     assert [n.kind.value for n in world.billing.notices("acct_a")] == ["reminder", "suspension"]
     assert world.billing.standing("acct_a").suspend
+
+
+def test_usage_arriving_after_finalisation_is_carried_to_the_next_invoice(world: World) -> None:
+    october = Period.month(2026, 10)
+    world.clock.at = datetime(2026, 10, 20, tzinfo=UTC)
+    world.events(cpu("e1", "acct_a", "360000", ts="2026-10-10T00:00:00Z"))  # 100 h = 2 SYNOR
+    world.clock.at = october.end + timedelta(hours=2)
+    (october_invoice,) = world.billing.close_period(october).issued
+    # 50 more core-hours of October arrive on 5 November: 1 SYNOR more
+    world.clock.at = datetime(2026, 11, 5, tzinfo=UTC)
+    world.events(cpu("late", "acct_a", "180000", ts="2026-10-30T00:00:00Z"))
+    world.events(cpu("nov", "acct_a", "36000", ts="2026-11-02T00:00:00Z"))  # 10 h = 0.2
+    after_close(world)
+    (november_invoice,) = world.billing.close_period(NOV).issued
+    invoice = world.billing.invoice(november_invoice)
+    late = [a for a in invoice.document["adjustments"] if a["kind"] == "late_usage"]
+    assert late == [
+        {"kind": "late_usage", "source": october_invoice, "line": "compute", "percent": None,
+         "amount": str(SYNOR)},
+    ]  # fmt: skip
+    assert invoice.subtotal == 12 * SYNOR // 10
+    assert world.balance("revenue:compute") == 32 * SYNOR // 10  # 2 + 0.2 + 1
+    # December: no new usage and nothing more arrived late: no invoice, nothing carried twice
+    december = Period.month(2026, 12)
+    world.clock.at = december.end + timedelta(hours=2)
+    assert world.billing.close_period(december).issued == ()
+    assert world.ledger.check().ok

@@ -108,12 +108,16 @@ class Line:
 class AdjustmentKind(StrEnum):
     PERCENT_DISCOUNT = "percent_discount"
     SLA_CREDIT = "sla_credit"
+    LATE_USAGE = "late_usage"
+    """Usage of an earlier, finalised period that arrived after its invoice (SPEC §7): the
+    difference, per service, carried onto this invoice. It may be positive."""
     FIXED_DISCOUNT = "fixed_discount"
 
 
 @dataclass(frozen=True, slots=True)
 class Adjustment:
-    """A negative line: a discount or an SLA credit. ``amount`` is ≤ 0 base units."""
+    """A line that is not usage: a discount or an SLA credit (``amount`` ≤ 0 base units), or
+    late usage carried from an earlier invoice (either sign; ``line`` holds its service)."""
 
     kind: AdjustmentKind
     source: str
@@ -142,6 +146,38 @@ class Terms:
     sla: tuple[SlaStep, ...] = DEFAULT_SLA
     grants: tuple[CreditGrant, ...] = ()
     prepaid: int = 0
+    carried: tuple[Carried, ...] = ()
+    """Late usage of earlier invoices, to be billed on this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What an earlier invoice (``source``) under-billed (positive) or over-billed (negative)
+    for one service, because usage arrived after it was finalised."""
+
+    source: str
+    service: str
+    amount: int
+
+
+def service_totals(lines: Sequence[Line], adjustments: Sequence[Adjustment]) -> dict[str, int]:
+    """Per service: its lines with their percent discounts, its SLA credit and late usage
+    carried onto it; what late usage is measured against."""
+    totals: dict[str, int] = {}
+    services = {line.key: line.service for line in lines}
+    for line in lines:
+        totals[line.service] = totals.get(line.service, 0) + line.amount
+    for a in adjustments:
+        if a.kind is AdjustmentKind.PERCENT_DISCOUNT and a.line is not None:
+            service = services[a.line]
+        elif a.kind is AdjustmentKind.SLA_CREDIT:
+            service = a.source
+        elif a.kind is AdjustmentKind.LATE_USAGE and a.line is not None:
+            service = a.line
+        else:
+            continue
+        totals[service] = totals.get(service, 0) + a.amount
+    return totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +211,10 @@ class Rated:
         return self.adjustment_total(AdjustmentKind.SLA_CREDIT)
 
     @property
+    def late_usage(self) -> int:
+        return self.adjustment_total(AdjustmentKind.LATE_USAGE)
+
+    @property
     def credits_applied(self) -> int:
         return sum(use.amount for use in self.credits)
 
@@ -191,9 +231,17 @@ def rate(
     lines = usage_lines(catalog, period, quantities, terms.commitments, rate)
     percent = _percent_discounts(lines, terms.discounts, period)
     sla = _sla_credits(lines, percent, terms)
-    running = sum(line.amount for line in lines) + sum(a.amount for a in (*percent, *sla))
-    fixed = _fixed_discounts(lines, (*percent, *sla), terms.discounts, period, running)
-    adjustments = (*percent, *sla, *fixed)
+    late = tuple(
+        Adjustment(
+            AdjustmentKind.LATE_USAGE, c.source, c.service, None, Fraction(c.amount, BASE), c.amount
+        )
+        for c in terms.carried
+        if c.amount != 0
+    )
+    earlier = (*percent, *sla, *late)
+    running = sum(line.amount for line in lines) + sum(a.amount for a in earlier)
+    fixed = _fixed_discounts(lines, earlier, terms.discounts, period, running)
+    adjustments = (*earlier, *fixed)
     subtotal = max(0, running + sum(a.amount for a in fixed))
     credits = _apply_grants(lines, adjustments, subtotal, terms.grants, period)
     left = subtotal - sum(use.amount for use in credits)
@@ -440,7 +488,7 @@ def _sla_credits(
 
 def _scope_part(scope: Scope, lines: Sequence[Line], adjustments: Sequence[Adjustment]) -> int:
     """The in-scope part of an invoice (SPEC §5): the in-scope lines with their percent-discount
-    lines, and for a service scope that service's SLA line. Never below zero."""
+    lines, and for a service scope that service's SLA line and late usage. Never below zero."""
     keys = {line.key for line in lines if scope.covers(line.resource)}
     part = sum(line.amount for line in lines if line.key in keys)
     part += sum(a.amount for a in adjustments if a.line in keys)
@@ -448,7 +496,8 @@ def _scope_part(scope: Scope, lines: Sequence[Line], adjustments: Sequence[Adjus
         part += sum(
             a.amount
             for a in adjustments
-            if a.kind is AdjustmentKind.SLA_CREDIT and a.source == scope.service
+            if (a.kind is AdjustmentKind.SLA_CREDIT and a.source == scope.service)
+            or (a.kind is AdjustmentKind.LATE_USAGE and a.line == scope.service)
         )
     return max(part, 0)
 

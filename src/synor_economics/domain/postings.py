@@ -92,9 +92,14 @@ def invoice_transfer(number: str, account: str, rated: Rated) -> Transfer | None
     for line in rated.lines:
         debits[revenue(line.service)] -= line.amount
     for adjustment in rated.adjustments:
+        if adjustment.kind is AdjustmentKind.LATE_USAGE and adjustment.line is not None:
+            debits[revenue(adjustment.line)] -= adjustment.amount  # revenue of its service
+            continue
         target = SLA_CREDITS if adjustment.kind is AdjustmentKind.SLA_CREDIT else DISCOUNTS
         debits[target] -= adjustment.amount  # adjustments are negative: a debit
-    clamped = rated.subtotal - (rated.charges + rated.discounts + rated.sla_credits)
+    clamped = rated.subtotal - (
+        rated.charges + rated.discounts + rated.sla_credits + rated.late_usage
+    )
     debits[DISCOUNTS] -= clamped
     debits[credits(account)] += rated.credits_applied
     debits[prepaid(account)] += rated.prepaid_applied

@@ -39,11 +39,11 @@ from synor_economics.domain.billing import (
 )
 from synor_economics.domain.catalog import Catalog, MeterKind
 from synor_economics.domain.errors import SynorError
-from synor_economics.domain.invoice import Rated, Terms, rate
+from synor_economics.domain.invoice import Carried, Rated, Terms, rate, service_totals
 from synor_economics.domain.ledger import Command, Rejected, Reverse, Transfer
 from synor_economics.domain.meters import EXACT, Level, open_segment
 from synor_economics.domain.money import decimal_text, format_synor
-from synor_economics.domain.period import Period
+from synor_economics.domain.period import Period, add_months
 from synor_economics.domain.postings import (
     CLEARING,
     CREDIT_NOTES,
@@ -64,7 +64,12 @@ from synor_economics.ports import (
     GrantRecord,
     PaymentRecord,
 )
-from synor_economics.services.billing_documents import invoice_record, rated_document, with_display
+from synor_economics.services.billing_documents import (
+    invoice_record,
+    rated_document,
+    recorded_service_totals,
+    with_display,
+)
 from synor_economics.services.ledger import open_accounts
 from synor_economics.services.posting import apply_commands
 from synor_economics.services.time import from_us, instant, to_us
@@ -374,6 +379,9 @@ class BillingService:
         start_us, end_us = to_us(period.start), to_us(period.end)
         with self.uow.read() as tx:
             candidates = tx.billing.usage_accounts(start_us, end_us)
+            # late usage of the two periods before is billed on this period's invoice
+            before = Period.containing(add_months(period.start, -2))
+            candidates |= tx.billing.usage_accounts(to_us(before.start), start_us)
             committed = tx.billing.committed_accounts()
             commitments = tx.billing.commitments(committed)
         candidates |= {
@@ -401,10 +409,19 @@ class BillingService:
             todo = [a for a in accounts if a not in done]
             if not todo:
                 return [], len(done)
-            self._open(tx, todo, now_us)
             settings = tx.billing.account_terms(todo)
             book = _Book.read(tx, todo, period)
-            rated = {a: self._rate_from(book, a, period, end_us, usd_rate=usd_rate) for a in todo}
+            late = self._late_usage(tx, todo, period)
+            rated = {
+                a: self._rate_from(
+                    book, a, period, end_us, usd_rate=usd_rate, carried=late.get(a, ())
+                )
+                for a in todo
+            }
+            todo = [a for a in todo if rated[a].lines or rated[a].adjustments]
+            if not todo:
+                return [], len(done)
+            self._open(tx, todo, now_us)
             year = self.clock.now().year
             first = tx.billing.take_numbers(series(year), len(todo))
             invoices: list[IssuedInvoice] = []
@@ -420,6 +437,7 @@ class BillingService:
                         account=account,
                         period=period,
                         rated=invoice,
+                        raw=self._raw(book, account, period, end_us),
                         terms=terms,
                         usd_rate=usd_rate,
                         now_us=now_us,
@@ -441,6 +459,7 @@ class BillingService:
         account: str,
         period: Period,
         rated: Rated,
+        raw: dict[str, Decimal],
         terms: AccountTerms,
         usd_rate: Fraction | None,
         now_us: int,
@@ -462,8 +481,53 @@ class BillingService:
             prepaid_applied=rated.prepaid_applied,
             total_due=rated.total_due,
             paid=0,
-            document=invoice_record(account, rated),
+            document=invoice_record(account, rated, raw),
         )
+
+    def _late_usage(
+        self, tx: BillingTransaction, accounts: Sequence[str], period: Period
+    ) -> dict[str, tuple[Carried, ...]]:
+        """Usage of the two periods before ``period`` that arrived after their invoices were
+        finalised, per account and service, to carry onto this period's invoice (SPEC §7).
+
+        Late events may be up to 35 days old, so they can only belong to those two periods.
+        An invoice records the raw quantities it billed; where the rollups still agree, nothing
+        arrived late and nothing is re-rated. Where they differ, the period is rated again with
+        today's usage (and the account's terms for it, without credits or prepaid) and the
+        difference from what that invoice and earlier carries billed is carried, per service.
+        """
+        carried: dict[str, list[Carried]] = defaultdict(list)
+        earlier = [Period.containing(add_months(period.start, -k)) for k in (2, 1)]
+        issued = tx.billing.invoices_since(accounts, to_us(earlier[0].start))
+        for prior in earlier:
+            start_us = to_us(prior.start)
+            mine = {i.account: i for i in issued if i.period_start_us == start_us}
+            if not mine:
+                continue
+            book = _Book.read(tx, list(mine), prior)
+            for account, invoice in mine.items():
+                raw = self._raw(book, account, prior, to_us(prior.end))
+                if {r: format(q, "f") for r, q in raw.items()} == invoice.document.get("raw"):
+                    continue
+                usd_rate = None if invoice.rate is None else Fraction(invoice.rate)
+                again = rate(
+                    self.catalog,
+                    prior,
+                    self._billable(raw, prior, Fraction(1)),
+                    replace(self._terms(book, account, prior), grants=(), prepaid=0),
+                    rate=usd_rate,
+                )
+                now = service_totals(again.lines, again.adjustments)
+                billed = recorded_service_totals(invoice.document)
+                for other in issued:
+                    for item in other.document["adjustments"]:
+                        if item["kind"] == "late_usage" and item["source"] == invoice.number:
+                            billed[item["line"]] = billed.get(item["line"], 0) + int(item["amount"])
+                for service in sorted(set(now) | set(billed)):
+                    delta = now.get(service, 0) - billed.get(service, 0)
+                    if delta:
+                        carried[account].append(Carried(invoice.number, service, delta))
+        return {account: tuple(items) for account, items in carried.items()}
 
     def _write_off_expired(self, period: Period) -> int:
         """Breakage: every grant expired by the period's end loses its unused rest."""
@@ -510,30 +574,36 @@ class BillingService:
         *,
         usd_rate: Fraction | None,
         counter_scale: Fraction = Fraction(1),
+        carried: tuple[Carried, ...] = (),
     ) -> Rated:
-        quantities = self._quantities(book, account, period, as_of_us, counter_scale)
-        return rate(
-            self.catalog, period, quantities, self._terms(book, account, period), rate=usd_rate
-        )
+        raw = self._raw(book, account, period, as_of_us)
+        quantities = self._billable(raw, period, counter_scale)
+        terms = replace(self._terms(book, account, period), carried=carried)
+        return rate(self.catalog, period, quantities, terms, rate=usd_rate)
 
-    def _quantities(
-        self, book: _Book, account: str, period: Period, as_of_us: int, counter_scale: Fraction
-    ) -> dict[str, Fraction]:
-        """Billable quantities from the hourly rollups, plus each gauge's open segment up to
-        ``as_of_us`` (the period's end once it is over)."""
+    @staticmethod
+    def _raw(book: _Book, account: str, period: Period, as_of_us: int) -> dict[str, Decimal]:
+        """Raw quantities from the hourly rollups, plus each gauge's open segment up to
+        ``as_of_us`` (the period's end once it is over); zeros left out."""
         start_us = to_us(period.start)
         totals = dict(book.totals.get(account, {}))
         for resource_id, latest in book.gauges.get(account, []):
             extra = open_segment(latest, start_us, as_of_us)
             if extra:
                 totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
+        return {r: q for r, q in totals.items() if q != 0}
+
+    def _billable(
+        self, totals: dict[str, Decimal], period: Period, counter_scale: Fraction
+    ) -> dict[str, Fraction]:
+        """Raw quantities in price units (counters scaled, for a projection)."""
         quantities: dict[str, Fraction] = {}
         for resource_id, raw in totals.items():
             resource = self.catalog.resources.get(resource_id)
             if resource is None or raw == 0:
                 continue
             billable = resource.billable_quantity(Fraction(raw), period.seconds)
-            if resource.meter is MeterKind.COUNTER:
+            if counter_scale != 1 and resource.meter is MeterKind.COUNTER:
                 billable *= counter_scale
             quantities[resource_id] = billable
         return quantities
@@ -685,6 +755,7 @@ def _credit_note_record(
         "charges": zero,
         "discounts": zero,
         "sla_credits": zero,
+        "late_usage": zero,
         "subtotal": str(-amount),
         "credits_applied": zero,
         "prepaid_applied": str(-(amount - to_invoice)),

@@ -8,6 +8,7 @@ quantities are decimal strings, exact when they terminate, else rounded HALF_EVE
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -17,7 +18,7 @@ from synor_economics.domain.catalog import Catalog
 from synor_economics.domain.invoice import Line, Rated, TierCharge
 from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
 from synor_economics.domain.period import Period
-from synor_economics.domain.terms import CreditGrant
+from synor_economics.domain.terms import CreditGrant, service_of
 from synor_economics.services.time import instant
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ _TOTALS = (
     "charges",
     "discounts",
     "sla_credits",
+    "late_usage",
     "subtotal",
     "credits_applied",
     "prepaid_applied",
@@ -85,11 +87,15 @@ def line_record(line: Line) -> dict[str, Any]:
     }
 
 
-def invoice_record(account: str, rated: Rated) -> dict[str, Any]:
+def invoice_record(
+    account: str, rated: Rated, raw: Mapping[str, Decimal] | None = None
+) -> dict[str, Any]:
     """What an issued invoice stores: every figure, exact; display strings are added when it
-    is read (:func:`with_display`), so storing 100,000 invoices does not format them."""
+    is read (:func:`with_display`), so storing 100,000 invoices does not format them. ``raw``
+    keeps the raw quantities it billed, so usage arriving later is noticed."""
     return {
         "account": account,
+        "raw": {r: format(q, "f") for r, q in sorted((raw or {}).items())},
         "period": period_document(rated.period),
         "lines": [line_record(line) for line in rated.lines],
         "adjustments": [
@@ -116,8 +122,26 @@ def with_display(record: dict[str, Any], usd_rate: Fraction | None) -> dict[str,
             {**item, **money("amount", int(item["amount"]), usd_rate)} for item in record[key]
         ]
     for name in _TOTALS:
-        document.update(money(name, int(record[name]), usd_rate))
+        document.update(money(name, int(record.get(name, "0")), usd_rate))
     return document
+
+
+def recorded_service_totals(record: dict[str, Any]) -> dict[str, int]:
+    """Per service, what a stored invoice billed for its own period: its lines, percent
+    discounts and SLA credit (late usage it carried belongs to earlier periods)."""
+    totals: dict[str, int] = {}
+
+    def add(service: str, amount: str) -> None:
+        totals[service] = totals.get(service, 0) + int(amount)
+
+    for line in record["lines"]:
+        add(service_of(line["resource"]), line["amount"])
+    for item in record["adjustments"]:
+        if item["kind"] == "percent_discount" and item["line"]:
+            add(service_of(item["line"]), item["amount"])
+        elif item["kind"] == "sla_credit":
+            add(item["source"], item["amount"])
+    return totals
 
 
 def line_document(line: Line, usd_rate: Fraction | None) -> dict[str, Any]:

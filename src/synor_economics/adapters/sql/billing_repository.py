@@ -331,6 +331,20 @@ class SqlBillingRepository:
             found.update(self.conn.execute(query).scalars())
         return found
 
+    def invoices_since(self, accounts: Collection[str], start_us: int) -> list[IssuedInvoice]:
+        """The accounts' invoices (not void, not credit notes) for periods from ``start_us``."""
+        c = invoices.c
+        found: list[IssuedInvoice] = []
+        for chunk in chunks(accounts, _CHUNK):
+            query = select(invoices).where(
+                c.account.in_(chunk),
+                c.period_start_us >= start_us,
+                c.kind == DocumentKind.INVOICE.value,
+                c.status != InvoiceStatus.VOID.value,
+            )
+            found.extend(_issued(row) for row in self.conn.execute(query.order_by(c.number)))
+        return found
+
     def add_invoices(self, issued: Sequence[IssuedInvoice]) -> None:
         if not issued:
             return
