@@ -19,8 +19,7 @@ from synor_economics.domain.ledger import AccountKind
 from synor_economics.domain.money import parse_synor
 from synor_economics.domain.period import Period
 from synor_economics.domain.usage import MAX_BATCH
-from synor_economics.services import billing as billing_service
-from synor_economics.services import documents, usage_documents
+from synor_economics.services import billing_documents, documents, usage_documents
 from synor_economics.services.billing import BillingError, InvoiceNotFoundError
 from synor_economics.services.billing_documents import estimate_document, simulation_document
 from synor_economics.services.estimate import estimate, read_estimate_file
@@ -228,38 +227,38 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
             before=before,
         )
         return {
-            "invoices": [billing_service.document_of(i) for i in found],
+            "invoices": [billing_documents.document_of(i) for i in found],
             "next_before": found[-1].number if len(found) == limit else None,
         }
 
     @app.get("/v1/invoices/{number}", tags=["billing"])
     def invoice(number: str) -> dict[str, Any]:
-        return billing_service.document_of(billing.invoice(number))
+        return billing_documents.document_of(billing.invoice(number))
 
     @app.get("/v1/invoices/{number}/pdf", tags=["billing"], response_class=Response)
     def invoice_pdf(number: str) -> Response:
-        content = invoice_pdf_bytes(billing_service.document_of(billing.invoice(number)))
+        content = invoice_pdf_bytes(billing_documents.document_of(billing.invoice(number)))
         return Response(content, media_type="application/pdf")
 
     @app.get("/v1/invoices/{number}/html", tags=["billing"], response_class=HTMLResponse)
     def invoice_html(number: str) -> HTMLResponse:
-        return HTMLResponse(invoice_page(billing_service.document_of(billing.invoice(number))))
+        return HTMLResponse(invoice_page(billing_documents.document_of(billing.invoice(number))))
 
     @app.post("/v1/invoices/{number}/payments", tags=["billing"])
     def pay(number: str, body: Money) -> dict[str, Any]:
         """Record a payment: what the invoice has due, the rest to prepaid; once per reference."""
-        return billing_service.payment_document(billing.pay(number, body.units(), body.reference))
+        return billing_documents.payment_document(billing.pay(number, body.units(), body.reference))
 
     @app.post("/v1/invoices/{number}/void", tags=["billing"])
     def void(number: str, body: VoidBody) -> dict[str, Any]:
         """Cancel an unpaid invoice; its ledger transfer is reversed."""
-        return billing_service.document_of(billing.void(number, body.reason))
+        return billing_documents.document_of(billing.void(number, body.reason))
 
     @app.post("/v1/invoices/{number}/credit-notes", tags=["billing"])
     def credit_note(number: str, body: CreditNoteBody) -> dict[str, Any]:
         """A numbered credit note: off what the invoice has due, the rest to prepaid."""
         note = billing.credit_note(number, body.units(), body.reason, body.reference)
-        return billing_service.document_of(note)
+        return billing_documents.document_of(note)
 
     @app.get("/v1/accounts/{account}/invoices/draft", tags=["billing"])
     def draft(
@@ -267,12 +266,12 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
     ) -> dict[str, Any]:
         """The account's invoice for a period as it stands now (default: this month)."""
         found = billing.draft(account, _month(period))
-        return billing_service.draft_document(found, billing.usd_rate)
+        return billing_documents.draft_document(found, billing.usd_rate)
 
     @app.get("/v1/accounts/{account}/invoices/preview", tags=["billing"])
     def preview(account: str) -> dict[str, Any]:
         """The open period's cost if usage continues at its current rate."""
-        return billing_service.draft_document(billing.preview(account), billing.usd_rate)
+        return billing_documents.draft_document(billing.preview(account), billing.usd_rate)
 
     @app.post("/v1/billing/close", tags=["billing"])
     def close(body: CloseBody) -> dict[str, Any]:
@@ -302,12 +301,12 @@ def _account_routes(app: FastAPI, system: System) -> None:
     @app.get("/v1/accounts/{account}/standing", tags=["billing"])
     def standing(account: str) -> dict[str, Any]:
         """good, overdue or suspended: what the L2 services ask before serving an account."""
-        return billing_service.standing_document(billing.standing(account))
+        return billing_documents.standing_document(billing.standing(account))
 
     @app.get("/v1/accounts/{account}/notices", tags=["billing"])
     def notices(account: str) -> dict[str, Any]:
         """Dunning notices (reminders, suspension warnings) for the account's overdue invoices."""
-        return {"notices": [billing_service.notice_document(n) for n in billing.notices(account)]}
+        return {"notices": [billing_documents.notice_document(n) for n in billing.notices(account)]}
 
     @app.put("/v1/accounts/{account}/terms", tags=["billing"])
     def set_terms(account: str, body: AccountBody) -> dict[str, Any]:
@@ -317,7 +316,7 @@ def _account_routes(app: FastAPI, system: System) -> None:
     @app.post("/v1/accounts/{account}/deposits", tags=["billing"])
     def deposit(account: str, body: Money) -> dict[str, Any]:
         """Prepaid SYNOR received (the chain watcher posts on-chain deposits the same way)."""
-        return billing_service.payment_document(
+        return billing_documents.payment_document(
             billing.deposit(account, body.units(), body.reference)
         )
 

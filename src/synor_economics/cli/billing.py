@@ -27,7 +27,7 @@ from synor_economics.domain.terms import (
     DiscountKind,
     Scope,
 )
-from synor_economics.services import billing as billing_service
+from synor_economics.services import billing_documents
 
 app = typer.Typer(help="Billing periods: drafts, closing, downtime.", no_args_is_help=True)
 invoice_app = typer.Typer(help="Issued invoices: list, show, pay, preview.", no_args_is_help=True)
@@ -120,7 +120,7 @@ def draft(
     system = system_of(ctx)
     chosen = _period(period)
     assert chosen is not None
-    document = billing_service.draft_document(
+    document = billing_documents.draft_document(
         system.billing.draft(account, chosen), system.billing.usd_rate
     )
     _show_draft(document, as_json)
@@ -186,7 +186,7 @@ def list_invoices(
         for i in found
     ]
     if as_json:
-        print_json({"invoices": [billing_service.document_of(i) for i in found]})
+        print_json({"invoices": [billing_documents.document_of(i) for i in found]})
         return
     if as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["number"])
@@ -218,7 +218,7 @@ def show(
 ) -> None:
     """One issued invoice: its lines, discounts, credits, and what is due by when."""
     invoice = system_of(ctx).billing.invoice(number)
-    document = billing_service.document_of(invoice)
+    document = billing_documents.document_of(invoice)
     if as_json:
         print_json(document)
         return
@@ -264,7 +264,7 @@ def preview(
     """What the open period will cost if usage continues at its current rate."""
     system = system_of(ctx)
     found = system.billing.preview(account)
-    _show_draft(billing_service.draft_document(found, system.billing.usd_rate), as_json)
+    _show_draft(billing_documents.draft_document(found, system.billing.usd_rate), as_json)
 
 
 @invoice_app.command()
@@ -277,7 +277,7 @@ def pay(
 ) -> None:
     """Record a payment against an invoice (what is due; any rest goes to prepaid)."""
     record = system_of(ctx).billing.pay(number, _synor(amount, "--amount"), reference)
-    document = billing_service.payment_document(record)
+    document = billing_documents.payment_document(record)
     if as_json:
         print_json(document)
         return
@@ -311,7 +311,7 @@ def credit(
     """Issue a numbered credit note against an invoice: off what it has due, rest to prepaid."""
     note = system_of(ctx).billing.credit_note(number, _synor(amount, "--amount"), reason, reference)
     if as_json:
-        print_json(billing_service.document_of(note))
+        print_json(billing_documents.document_of(note))
         return
     typer.echo(f"{note.number}: credit note of {format_synor(note.subtotal)} SYNOR on {number}")
 
@@ -327,7 +327,7 @@ def pdf(
     from synor_economics.services.invoice_render import invoice_html, invoice_pdf
 
     invoice = system_of(ctx).billing.invoice(number)
-    document = billing_service.document_of(invoice)
+    document = billing_documents.document_of(invoice)
     target = output or Path(f"{number}.{'html' if html else 'pdf'}")
     if html:
         target.write_text(invoice_html(document), encoding="utf-8")
@@ -470,7 +470,7 @@ def commit(
 def notices(ctx: typer.Context, account: AccountArg, as_json: JsonFlag = False) -> None:
     """Dunning notices recorded for an account's overdue invoices."""
     found = system_of(ctx).billing.notices(account)
-    document = {"notices": [billing_service.notice_document(n) for n in found]}
+    document = {"notices": [billing_documents.notice_document(n) for n in found]}
     if as_json:
         print_json(document)
         return
@@ -485,7 +485,7 @@ def notices(ctx: typer.Context, account: AccountArg, as_json: JsonFlag = False) 
 @account_app.command()
 def standing(ctx: typer.Context, account: AccountArg, as_json: JsonFlag = False) -> None:
     """Whether an account is in good standing, overdue, or to be suspended."""
-    document = billing_service.standing_document(system_of(ctx).billing.standing(account))
+    document = billing_documents.standing_document(system_of(ctx).billing.standing(account))
     if as_json:
         print_json(document)
         return

@@ -41,7 +41,6 @@ from synor_economics.domain.catalog import Catalog, MeterKind
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Carried, Rated, Terms, rate, service_totals
 from synor_economics.domain.ledger import Command, Rejected, Reverse, Transfer
-from synor_economics.domain.meters import EXACT, Level, open_segment
 from synor_economics.domain.money import decimal_text, format_synor
 from synor_economics.domain.period import Period, add_months
 from synor_economics.domain.postings import (
@@ -52,7 +51,6 @@ from synor_economics.domain.postings import (
     deposit_transfer,
     grant_transfer,
     invoice_transfer,
-    prepaid,
     protocol_accounts,
     settlement_transfer,
 )
@@ -61,18 +59,16 @@ from synor_economics.ports import (
     BillingTransaction,
     BillingUnitOfWork,
     Clock,
-    GrantRecord,
     PaymentRecord,
 )
+from synor_economics.services.billing_book import UsageBook, book_terms, raw_quantities
 from synor_economics.services.billing_documents import (
     invoice_record,
-    rated_document,
     recorded_service_totals,
-    with_display,
 )
 from synor_economics.services.ledger import open_accounts
 from synor_economics.services.posting import apply_commands
-from synor_economics.services.time import from_us, instant, to_us
+from synor_economics.services.time import to_us
 
 CHUNK = 500
 """Accounts per close transaction."""
@@ -410,7 +406,7 @@ class BillingService:
             if not todo:
                 return [], len(done)
             settings = tx.billing.account_terms(todo)
-            book = _Book.read(tx, todo, period)
+            book = UsageBook.read(tx, todo, period)
             late = self._late_usage(tx, todo, period)
             rated = {
                 a: self._rate_from(
@@ -437,7 +433,7 @@ class BillingService:
                         account=account,
                         period=period,
                         rated=invoice,
-                        raw=self._raw(book, account, period, end_us),
+                        raw=raw_quantities(book, account, period, end_us),
                         terms=terms,
                         usd_rate=usd_rate,
                         now_us=now_us,
@@ -504,9 +500,9 @@ class BillingService:
             mine = {i.account: i for i in issued if i.period_start_us == start_us}
             if not mine:
                 continue
-            book = _Book.read(tx, list(mine), prior)
+            book = UsageBook.read(tx, list(mine), prior)
             for account, invoice in mine.items():
-                raw = self._raw(book, account, prior, to_us(prior.end))
+                raw = raw_quantities(book, account, prior, to_us(prior.end))
                 if {r: format(q, "f") for r, q in raw.items()} == invoice.document.get("raw"):
                     continue
                 usd_rate = None if invoice.rate is None else Fraction(invoice.rate)
@@ -555,7 +551,7 @@ class BillingService:
         *,
         counter_scale: Fraction = Fraction(1),
     ) -> Rated:
-        book = _Book.read(tx, [account], period)
+        book = UsageBook.read(tx, [account], period)
         return self._rate_from(
             book,
             account,
@@ -567,7 +563,7 @@ class BillingService:
 
     def _rate_from(
         self,
-        book: _Book,
+        book: UsageBook,
         account: str,
         period: Period,
         as_of_us: int,
@@ -576,22 +572,10 @@ class BillingService:
         counter_scale: Fraction = Fraction(1),
         carried: tuple[Carried, ...] = (),
     ) -> Rated:
-        raw = self._raw(book, account, period, as_of_us)
+        raw = raw_quantities(book, account, period, as_of_us)
         quantities = self._billable(raw, period, counter_scale)
         terms = replace(self._terms(book, account, period), carried=carried)
         return rate(self.catalog, period, quantities, terms, rate=usd_rate)
-
-    @staticmethod
-    def _raw(book: _Book, account: str, period: Period, as_of_us: int) -> dict[str, Decimal]:
-        """Raw quantities from the hourly rollups, plus each gauge's open segment up to
-        ``as_of_us`` (the period's end once it is over); zeros left out."""
-        start_us = to_us(period.start)
-        totals = dict(book.totals.get(account, {}))
-        for resource_id, latest in book.gauges.get(account, []):
-            extra = open_segment(latest, start_us, as_of_us)
-            if extra:
-                totals[resource_id] = EXACT.add(totals.get(resource_id, Decimal(0)), extra)
-        return {r: q for r, q in totals.items() if q != 0}
 
     def _billable(
         self, totals: dict[str, Decimal], period: Period, counter_scale: Fraction
@@ -608,21 +592,8 @@ class BillingService:
             quantities[resource_id] = billable
         return quantities
 
-    def _terms(self, book: _Book, account: str, period: Period) -> Terms:
-        uptime: dict[str, Decimal] = {}
-        for service in self.catalog.services():
-            minutes = book.downtime.get((None, service), Decimal(0))
-            minutes += book.downtime.get((account, service), Decimal(0))
-            if minutes > 0:
-                share = Fraction(minutes) * 60 / period.seconds
-                uptime[service] = Decimal(decimal_text(max(1 - share, Fraction(0)) * 100, 6))
-        return Terms(
-            discounts=tuple(book.discounts.get(account, ())),
-            commitments=tuple(book.commitments.get(account, ())),
-            uptime=uptime,
-            grants=tuple(r.grant for r in book.grants.get(account, ())),
-            prepaid=book.prepaid.get(account, 0),
-        )
+    def _terms(self, book: UsageBook, account: str, period: Period) -> Terms:
+        return book_terms(book, account, period, self.catalog.services())
 
     def _open(self, tx: BillingTransaction, accounts: Iterable[str], now_us: int) -> None:
         specs = protocol_accounts(self.catalog.services())
@@ -694,36 +665,6 @@ class BillingService:
         return standing(terms, issued, now_us)
 
 
-@dataclass(frozen=True, slots=True)
-class _Book:
-    """What rating a chunk of accounts for a period needs, read in a few queries."""
-
-    totals: dict[str, dict[str, Decimal]]
-    gauges: dict[str, list[tuple[str, Level]]]
-    discounts: dict[str, list[Discount]]
-    commitments: dict[str, list[Commitment]]
-    grants: dict[str, list[GrantRecord]]
-    downtime: dict[tuple[str | None, str], Decimal]
-    prepaid: dict[str, int]
-
-    @staticmethod
-    def read(tx: BillingTransaction, accounts: Sequence[str], period: Period) -> _Book:
-        start_us, end_us = to_us(period.start), to_us(period.end)
-        gauges: dict[str, list[tuple[str, Level]]] = defaultdict(list)
-        for (account, resource_id, _), level in tx.usage.open_gauges_of(accounts).items():
-            gauges[account].append((resource_id, level))
-        balances = tx.ledger.accounts([prepaid(a) for a in accounts])
-        return _Book(
-            totals=tx.usage.period_totals_of(accounts, start_us, end_us),
-            gauges=gauges,
-            discounts=tx.billing.discounts(accounts),
-            commitments=tx.billing.commitments(accounts),
-            grants=tx.billing.grants(accounts),
-            downtime=tx.billing.downtime(start_us),
-            prepaid={a.spec.owner: a.balance.available(a.spec.normal) for a in balances.values()},
-        )
-
-
 def _require(tx: BillingTransaction, number: str) -> IssuedInvoice:
     found = tx.billing.invoice(number)
     if found is None:
@@ -775,67 +716,3 @@ def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> N
     for outcome in apply_commands(tx.ledger, commands, now_us):
         if isinstance(outcome, Rejected):
             raise BillingError(f"ledger refused {outcome.id}: {outcome.error}")
-
-
-def draft_document(draft: Draft, usd_rate: Fraction | None) -> dict[str, Any]:
-    """A draft (or projected) invoice: not numbered, not stored, figures as of ``as_of``."""
-    return {
-        "status": "projected" if draft.projected else "draft",
-        "as_of": instant(draft.as_of),
-        **rated_document(draft.account, draft.rated, usd_rate),
-    }
-
-
-def standing_document(found: Standing) -> dict[str, Any]:
-    return {
-        "account": found.account,
-        "status": found.status.value,
-        "suspend": found.suspend,
-        "outstanding": str(found.outstanding),
-        "overdue": str(found.overdue),
-        "days_overdue": found.days_overdue,
-        "overdue_invoices": list(found.overdue_invoices),
-        "suspend_after_days": found.suspend_after_days,
-    }
-
-
-def notice_document(notice: Notice) -> dict[str, Any]:
-    return {
-        "account": notice.account,
-        "invoice": notice.invoice,
-        "kind": notice.kind.value,
-        "days_overdue": notice.days_overdue,
-        "created_at": instant(from_us(notice.created_us)),
-    }
-
-
-def payment_document(record: PaymentRecord) -> dict[str, Any]:
-    return {
-        "reference": record.reference,
-        "account": record.account,
-        "invoice": record.invoice,
-        "amount": str(record.amount),
-        "to_invoice": str(record.to_invoice),
-        "to_prepaid": str(record.to_prepaid),
-        "received_at": instant(from_us(record.received_us)),
-    }
-
-
-def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
-    """An issued invoice as JSON: its stored figures and lines, with its number, status and
-    dates."""
-    return {
-        "number": invoice.number,
-        "kind": invoice.kind.value,
-        "status": invoice.status.value,
-        "issued_at": instant(from_us(invoice.issued_us)),
-        "due_at": instant(from_us(invoice.due_us)),
-        "catalog": {"version": invoice.catalog_version, "digest": invoice.catalog_digest},
-        "rate": invoice.rate,
-        "paid": str(invoice.paid),
-        "paid_synor": format_synor(invoice.paid),
-        "outstanding": str(invoice.outstanding),
-        "outstanding_synor": format_synor(invoice.outstanding),
-        "corrects": invoice.corrects,
-        **with_display(invoice.document, None if invoice.rate is None else Fraction(invoice.rate)),
-    }

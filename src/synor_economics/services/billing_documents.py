@@ -14,14 +14,17 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from synor_economics.domain.billing import IssuedInvoice, Notice, Standing
 from synor_economics.domain.catalog import Catalog
 from synor_economics.domain.invoice import Line, Rated, TierCharge
 from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
 from synor_economics.domain.period import Period
 from synor_economics.domain.terms import CreditGrant, service_of
-from synor_economics.services.time import instant
+from synor_economics.ports import PaymentRecord
+from synor_economics.services.time import from_us, instant
 
 if TYPE_CHECKING:
+    from synor_economics.services.billing import Draft
     from synor_economics.services.estimate import Alternative, Estimate
     from synor_economics.services.simulation import SimulationResult
 
@@ -222,4 +225,68 @@ def estimate_document(result: Estimate) -> dict[str, Any]:
             {"term_months": a.term_months, **rated_document("estimate", a.rated, usd_rate)}
             for a in result.reserved
         ],
+    }
+
+
+def draft_document(draft: Draft, usd_rate: Fraction | None) -> dict[str, Any]:
+    """A draft (or projected) invoice: not numbered, not stored, figures as of ``as_of``."""
+    return {
+        "status": "projected" if draft.projected else "draft",
+        "as_of": instant(draft.as_of),
+        **rated_document(draft.account, draft.rated, usd_rate),
+    }
+
+
+def standing_document(found: Standing) -> dict[str, Any]:
+    return {
+        "account": found.account,
+        "status": found.status.value,
+        "suspend": found.suspend,
+        "outstanding": str(found.outstanding),
+        "overdue": str(found.overdue),
+        "days_overdue": found.days_overdue,
+        "overdue_invoices": list(found.overdue_invoices),
+        "suspend_after_days": found.suspend_after_days,
+    }
+
+
+def notice_document(notice: Notice) -> dict[str, Any]:
+    return {
+        "account": notice.account,
+        "invoice": notice.invoice,
+        "kind": notice.kind.value,
+        "days_overdue": notice.days_overdue,
+        "created_at": instant(from_us(notice.created_us)),
+    }
+
+
+def payment_document(record: PaymentRecord) -> dict[str, Any]:
+    return {
+        "reference": record.reference,
+        "account": record.account,
+        "invoice": record.invoice,
+        "amount": str(record.amount),
+        "to_invoice": str(record.to_invoice),
+        "to_prepaid": str(record.to_prepaid),
+        "received_at": instant(from_us(record.received_us)),
+    }
+
+
+def document_of(invoice: IssuedInvoice) -> dict[str, Any]:
+    """An issued invoice as JSON: its stored figures and lines, with its number, status and
+    dates."""
+    return {
+        "number": invoice.number,
+        "kind": invoice.kind.value,
+        "status": invoice.status.value,
+        "issued_at": instant(from_us(invoice.issued_us)),
+        "due_at": instant(from_us(invoice.due_us)),
+        "catalog": {"version": invoice.catalog_version, "digest": invoice.catalog_digest},
+        "rate": invoice.rate,
+        "paid": str(invoice.paid),
+        "paid_synor": format_synor(invoice.paid),
+        "outstanding": str(invoice.outstanding),
+        "outstanding_synor": format_synor(invoice.outstanding),
+        "corrects": invoice.corrects,
+        **with_display(invoice.document, None if invoice.rate is None else Fraction(invoice.rate)),
     }
