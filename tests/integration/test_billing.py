@@ -61,7 +61,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     engine.dispose()
 
 
-def cpu(event_id: str, account: str, core_seconds: str, ts: str = "2026-11-10T00:00:00Z") -> dict:
+def cpu(
+    event_id: str, account: str, core_seconds: str, ts: str = "2026-11-10T00:00:00Z"
+) -> dict[str, str]:
     return {
         "id": event_id,
         "account": account,

@@ -9,8 +9,9 @@ import pytest
 from synor_economics.domain.period import Period, PeriodError, add_months
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, *time: int) -> datetime:
+    hour, minute, second = (*time, 0, 0, 0)[:3]
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_calendar_months_and_their_length() -> None:
