@@ -20,6 +20,7 @@ from synor_economics.domain.period import Period
 from synor_economics.domain.terms import Commitment, CreditGrant, Discount, DiscountKind
 from synor_economics.services.billing import BillingError, BillingService
 from synor_economics.services.ledger import LedgerService
+from synor_economics.services.time import to_us
 from synor_economics.services.usage import UsageService
 from tests.conftest import migrated_engine
 
@@ -303,4 +304,27 @@ def test_usage_arriving_after_finalisation_is_carried_to_the_next_invoice(world:
     december = Period.month(2026, 12)
     world.clock.at = december.end + timedelta(hours=2)
     assert world.billing.close_period(december).issued == ()
+    assert world.ledger.check().ok
+
+
+def test_accounts_anchored_on_another_day_have_periods_of_their_own(world: World) -> None:
+    from synor_economics.services.scheduler import BillingScheduler
+
+    world.billing.set_account(AccountTerms("acct_mid", anchor_day=15))
+    world.events(
+        cpu("m1", "acct_mid", "360000", ts="2026-11-19T12:00:00Z"),
+        cpu("c1", "acct_cal", "360000"),
+    )
+    mid_period = Period(datetime(2026, 11, 15, tzinfo=UTC), datetime(2026, 12, 15, tzinfo=UTC))
+    assert world.billing.period_of("acct_mid") == mid_period
+    assert world.billing.draft("acct_mid", mid_period).rated.subtotal == 2 * SYNOR
+    scheduler = BillingScheduler(world.billing, world.clock)
+    after_close(world)  # 1 December: the calendar month closes; 15 Nov – 15 Dec is still open
+    issued = scheduler.tick()
+    assert [world.billing.invoice(n).account for n in issued] == ["acct_cal"]
+    world.clock.at = mid_period.end + timedelta(hours=1)
+    (number,) = scheduler.tick()
+    invoice = world.billing.invoice(number)
+    assert (invoice.account, invoice.period_start_us) == ("acct_mid", to_us(mid_period.start))
+    assert invoice.subtotal == 2 * SYNOR
     assert world.ledger.check().ok

@@ -176,6 +176,9 @@ class AccountBody(BaseModel):
 
 class CloseBody(BaseModel):
     period: str = Field(description="Billing month, YYYY-MM", examples=["2026-11"])
+    anchor_day: int = Field(
+        default=1, ge=1, le=28, description="Close the periods of accounts billed from this day"
+    )
 
 
 class DowntimeBody(BaseModel):
@@ -184,12 +187,6 @@ class DowntimeBody(BaseModel):
     period: str = Field(description="Billing month, YYYY-MM")
     minutes: Decimal = Field(ge=0)
     account: str | None = Field(default=None, description="Only this account (default: all)")
-
-
-def _month(text: str | None) -> Period:
-    if text is None:
-        return Period.containing(datetime.now(UTC))
-    return Period.parse_month(text)
 
 
 _TERMS_BODY = {
@@ -265,7 +262,7 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
         account: str, period: Annotated[str | None, Query(description="YYYY-MM")] = None
     ) -> dict[str, Any]:
         """The account's invoice for a period as it stands now (default: this month)."""
-        found = billing.draft(account, _month(period))
+        found = billing.draft(account, billing.period_of(account, period))
         return billing_documents.draft_document(found, billing.usd_rate)
 
     @app.get("/v1/accounts/{account}/invoices/preview", tags=["billing"])
@@ -276,7 +273,7 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
     @app.post("/v1/billing/close", tags=["billing"])
     def close(body: CloseBody) -> dict[str, Any]:
         """Finalise a period's invoices (after its grace period); safe to repeat."""
-        report = billing.close_period(Period.parse_month(body.period))
+        report = billing.close_period(Period.parse_month(body.period, anchor_day=body.anchor_day))
         return {
             "period": body.period,
             "issued": list(report.issued),

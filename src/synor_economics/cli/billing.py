@@ -77,14 +77,19 @@ def _decimal(text: str, option: str) -> Decimal:
 def close(
     ctx: typer.Context,
     period: Annotated[str, typer.Option(help="Billing month to close, YYYY-MM.")],
+    anchor_day: Annotated[
+        int, typer.Option(min=1, max=28, help="Close the periods of accounts billed from this day.")
+    ] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Finalise every account's invoice for a period (after its grace period). Safe to run
     again: accounts already invoiced are skipped."""
     from rich.progress import Progress
 
-    chosen = _period(period)
-    assert chosen is not None
+    try:
+        chosen = Period.parse_month(period, anchor_day=anchor_day)
+    except PeriodError as error:
+        raise typer.BadParameter(str(error), param_hint="--period") from None
     system = system_of(ctx)
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task(f"closing {chosen.label}", total=None)
@@ -116,10 +121,12 @@ def draft(
     period: PeriodOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The account's invoice for a period as it stands now (default: the current month)."""
+    """The account's invoice for a period as it stands now (default: its current period)."""
     system = system_of(ctx)
-    chosen = _period(period)
-    assert chosen is not None
+    try:
+        chosen = system.billing.period_of(account, period)
+    except PeriodError as error:
+        raise typer.BadParameter(str(error), param_hint="--period") from None
     document = billing_documents.draft_document(
         system.billing.draft(account, chosen), system.billing.usd_rate
     )

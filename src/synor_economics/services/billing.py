@@ -341,6 +341,19 @@ class BillingService:
 
     # -- drafts and previews -------------------------------------------------------------------
 
+    def anchor_days(self) -> set[int]:
+        """The days of the month some account's billing periods start on (always the 1st)."""
+        with self.uow.read() as tx:
+            return {1, *tx.billing.anchor_days().values()}
+
+    def period_of(self, account: str, month: str | None = None) -> Period:
+        """The account's billing period: the one starting in ``month`` (``2026-11``) on its
+        anchor day, or the one running now."""
+        anchor = self.account_terms(account).anchor_day
+        if month is None:
+            return Period.containing(self.clock.now(), anchor_day=anchor)
+        return Period.parse_month(month, anchor_day=anchor)
+
     def draft(self, account: str, period: Period) -> Draft:
         """The account's invoice for a period as it stands now (usage so far)."""
         now = self.clock.now()
@@ -352,7 +365,7 @@ class BillingService:
         """What the open period will cost if usage goes on at its rate so far: counters scaled
         to the whole period, gauges held at their current level to its end."""
         now = self.clock.now()
-        period = Period.containing(now)
+        period = self.period_of(account)
         elapsed = max(to_us(now) - to_us(period.start), 1)
         scale = Fraction(to_us(period.end) - to_us(period.start), elapsed)
         with self.uow.read() as tx:
@@ -373,18 +386,22 @@ class BillingService:
                 f"(its end plus the {self.grace} grace period for late usage)"
             )
         start_us, end_us = to_us(period.start), to_us(period.end)
+        anchor = period.start.day
         with self.uow.read() as tx:
             candidates = tx.billing.usage_accounts(start_us, end_us)
             # late usage of the two periods before is billed on this period's invoice
-            before = Period.containing(add_months(period.start, -2))
+            before = _earlier(period, 2)
             candidates |= tx.billing.usage_accounts(to_us(before.start), start_us)
             committed = tx.billing.committed_accounts()
             commitments = tx.billing.commitments(committed)
+            anchors = tx.billing.anchor_days()
         candidates |= {
             account
             for account, rows in commitments.items()
             if any(c.active_in(period) for c in rows)
         }
+        # each account is billed on its own anchor day's periods (the 1st unless set)
+        candidates = {a for a in candidates if anchors.get(a, 1) == anchor}
         issued: list[str] = []
         already = 0
         ordered = sorted(candidates)
@@ -493,7 +510,7 @@ class BillingService:
         difference from what that invoice and earlier carries billed is carried, per service.
         """
         carried: dict[str, list[Carried]] = defaultdict(list)
-        earlier = [Period.containing(add_months(period.start, -k)) for k in (2, 1)]
+        earlier = [_earlier(period, 2), _earlier(period, 1)]
         issued = tx.billing.invoices_since(accounts, to_us(earlier[0].start))
         for prior in earlier:
             start_us = to_us(prior.start)
@@ -663,6 +680,11 @@ class BillingService:
             terms = tx.billing.account_terms([account]).get(account, AccountTerms(account))
             issued = tx.billing.invoices(account=account, limit=10_000)
         return standing(terms, issued, now_us)
+
+
+def _earlier(period: Period, months: int) -> Period:
+    """The period ``months`` before, on the same anchor day."""
+    return Period.containing(add_months(period.start, -months), anchor_day=period.start.day)
 
 
 def _require(tx: BillingTransaction, number: str) -> IssuedInvoice:

@@ -25,20 +25,23 @@ class BillingScheduler:
     clock: Clock
     interval_s: float = 60.0
     closed: set[str] = field(default_factory=set)
-    """Periods this process has closed (closing again would only find nothing to do)."""
+    """Periods this process has closed (closing again would only find nothing to do); for
+    each anchor day accounts use, the last period is closed once its grace period is over."""
 
     def tick(self) -> list[str]:
         """One round; the invoice numbers it issued."""
         now = self.clock.now()
-        current = Period.containing(now)
-        previous = Period.containing(add_months(current.start, -1))
         issued: list[str] = []
-        if previous.label not in self.closed and now >= previous.end + self.billing.grace:
+        for anchor in sorted(self.billing.anchor_days()):
+            current = Period.containing(now, anchor_day=anchor)
+            previous = Period.containing(add_months(current.start, -1), anchor_day=anchor)
+            if previous.label in self.closed or now < previous.end + self.billing.grace:
+                continue
             report = self.billing.close_period(previous)
-            issued = list(report.issued)
+            issued.extend(report.issued)
             self.closed.add(previous.label)
-            if issued:
-                log.info("closed %s: %d invoices", previous.label, len(issued))
+            if report.issued:
+                log.info("closed %s: %d invoices", previous.label, len(report.issued))
         notices = self.billing.send_notices()
         if notices:
             log.info("recorded %d dunning notices", len(notices))

@@ -100,6 +100,12 @@ class SqlBillingRepository:
                 {"account": terms.account, "created_us": now_us, **values},
             )
 
+    def anchor_days(self) -> dict[str, int]:
+        """Accounts billed on another day of the month than the 1st, with their day."""
+        c = billing_accounts.c
+        query = select(c.account, c.anchor_day).where(c.anchor_day != 1)
+        return {row.account: row.anchor_day for row in self.conn.execute(query)}
+
     def discounts(self, accounts: Collection[str]) -> dict[str, list[Discount]]:
         found: dict[str, list[Discount]] = defaultdict(list)
         for chunk in chunks(accounts, _CHUNK):
