@@ -14,16 +14,16 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from synor_economics.domain.billing import IssuedInvoice, Notice, Standing
 from synor_economics.domain.catalog import Catalog
 from synor_economics.domain.invoice import Line, Rated, TierCharge
 from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
 from synor_economics.domain.period import Period
 from synor_economics.domain.terms import CreditGrant, service_of
-from synor_economics.ports import PaymentRecord
 from synor_economics.services.time import from_us, instant
 
 if TYPE_CHECKING:
+    from synor_economics.domain.billing import IssuedInvoice, Notice, Standing
+    from synor_economics.ports import PaymentRecord
     from synor_economics.services.billing import Draft
     from synor_economics.services.estimate import Alternative, Estimate
     from synor_economics.services.simulation import SimulationResult
