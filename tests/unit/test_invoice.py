@@ -15,7 +15,10 @@ from synor_economics.catalog import load_default_catalog
 from synor_economics.domain.catalog import Catalog, PriceRow
 from synor_economics.domain.errors import MoneyError
 from synor_economics.domain.invoice import AdjustmentKind, LineKind, Rated, Terms, rate
+from synor_economics.domain.ledger import Side
 from synor_economics.domain.period import Period
+from synor_economics.domain.postings import credits as credits_account
+from synor_economics.domain.postings import invoice_transfer, prepaid, receivable
 from synor_economics.domain.pricing import Currency, Graduated, Package, PerUnit, Tier, Volume
 from synor_economics.domain.terms import (
     Commitment,
@@ -312,3 +315,28 @@ def test_an_invoice_always_adds_up(quantities: dict[str, Fraction], chosen: Term
         if adjustment.kind is AdjustmentKind.PERCENT_DISCOUNT:
             line = next(x for x in invoice.lines if x.key == adjustment.line)
             assert -adjustment.amount <= line.amount
+
+
+@settings(max_examples=200, deadline=None)
+@given(QUANTITIES, terms())
+def test_an_invoice_transfer_always_balances(
+    quantities: dict[str, Fraction], chosen: Terms
+) -> None:
+    """Whatever the invoice, its ledger transfer balances, and its legs say what the invoice
+    says: the receivable is what is due, the credits and prepaid what they paid."""
+    invoice = rate(BOOK, NOV, quantities, chosen)
+    transfer = invoice_transfer("SYN-2026-000001", "acct", invoice)
+    if transfer is None:
+        assert invoice.charges == 0
+        assert all(a.amount == 0 for a in invoice.adjustments)
+        return
+    debits = sum(e.amount for e in transfer.entries if e.side is Side.DEBIT)
+    credits = sum(e.amount for e in transfer.entries if e.side is Side.CREDIT)
+    assert debits == credits
+    legs = {e.account: (e.side, e.amount) for e in transfer.entries}
+    for account, amount in (
+        (receivable("acct"), invoice.total_due),
+        (credits_account("acct"), invoice.credits_applied),
+        (prepaid("acct"), invoice.prepaid_applied),
+    ):
+        assert legs.get(account, (Side.DEBIT, 0)) == (Side.DEBIT, amount)

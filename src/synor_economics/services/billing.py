@@ -431,7 +431,9 @@ class BillingService:
                 )
                 for a in todo
             }
-            todo = [a for a in todo if rated[a].lines or rated[a].adjustments]
+            todo = [
+                a for a in todo if rated[a].lines or any(x.amount for x in rated[a].adjustments)
+            ]  # nothing to bill (late usage that nets out, say): no invoice
             if not todo:
                 return [], len(done)
             self._open(tx, todo, now_us)
