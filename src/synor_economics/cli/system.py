@@ -33,12 +33,14 @@ def serve(
         bool,
         typer.Option(
             "--worker/--no-worker",
-            help="Also count the usage stream in this process (one consumer of the group).",
+            help="Also count the usage stream (one consumer of the group) and run the billing "
+            "scheduler in this process.",
         ),
     ] = True,
 ) -> None:
-    """Run the HTTP API and a usage-stream worker (and, as later parts land, the dashboard)
-    in one process."""
+    """Run the HTTP API, a usage-stream worker and the billing scheduler (periods close after
+    their grace period; dunning notices) in one process; `--no-worker` runs the API alone."""
+
     import uvicorn
 
     from synor_economics.api.app import create_app
