@@ -138,9 +138,6 @@ def tune_for_throughput() -> None:
     sys.setswitchinterval(0.001)
 
 
-_CATALOG_ENV = "SYNOR_CATALOG_PATH"
-
-
 class Launcher:
     """What the CLI holds: settings now, the assembled system only when a command needs it."""
 
@@ -178,15 +175,27 @@ class Launcher:
         path = self._catalog_path()
         return load_catalog(path) if path else load_default_catalog()
 
+    def fixed_rate(self) -> Fraction | None:
+        """``SYNOR_SYNOR_USD`` (USD per SYNOR), read as cheaply as the price book's path."""
+        value = self._light_setting("synor_usd")
+        return None if value in (None, "") else Fraction(str(value))
+
+    def _light_setting(self, name: str) -> object:
+        """A setting read the way ``Settings`` reads it, without pydantic-settings when the
+        environment alone decides (see ``_catalog_path``)."""
+        if self._given is not None or "_settings" in self.__dict__ or Path(".env").exists():
+            return getattr(self._settings, name)
+        wanted = f"SYNOR_{name.upper()}"
+        found = [value for key, value in os.environ.items() if key.upper() == wanted]
+        return found[-1] if found else None
+
     def _catalog_path(self) -> str | Path | None:
         """``SYNOR_CATALOG_PATH`` read the way ``Settings`` reads it (names match whatever
         their case), without importing pydantic-settings when the environment alone decides:
         that import is most of ``synor cost estimate``'s start-up time. With a ``.env`` file
         (or settings given), ``Settings`` itself is asked."""
-        if self._given is not None or "_settings" in self.__dict__ or Path(".env").exists():
-            return self._settings.catalog_path
-        found = [value for name, value in os.environ.items() if name.upper() == _CATALOG_ENV]
-        return found[-1] if found and found[-1] else None
+        value = self._light_setting("catalog_path")
+        return value if isinstance(value, str | Path) and value else None
 
     def database_location(self) -> str:
         from synor_economics.adapters.sql.engine import describe_url

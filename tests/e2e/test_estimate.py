@@ -77,6 +77,9 @@ def test_table_csv_and_file(cli: Cli, tmp_path: Path) -> None:
     document = cli.json("cost", "estimate", "--file", str(usage))
     assert (document["total"], document["total_usd"]) == (units("24.7"), "49.40")
     assert document["period"]["label"] == "2026-02"
+    # without --rate or an oracle in the file: the rate invoices lock, when one is configured
+    configured = cli.json("cost", "estimate", *FLAGS, SYNOR_SYNOR_USD="0.5")
+    assert configured["total_usd"] == "14.85"  # 29.7 × 0.5
 
 
 @pytest.mark.parametrize(

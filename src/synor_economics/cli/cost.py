@@ -85,7 +85,11 @@ def estimate(
         typer.Option(help="A YAML or JSON estimate file: resource id → quantity (SPEC §11)."),
     ] = None,
     rate: Annotated[
-        str | None, typer.Option(help="USD per SYNOR to show USD amounts at, e.g. 0.25.")
+        str | None,
+        typer.Option(
+            help="USD per SYNOR to show USD amounts at, e.g. 0.25 (default: the file's oracle, "
+            "else the rate invoices lock, SYNOR_SYNOR_USD)."
+        ),
     ] = None,
     period: Annotated[
         str | None, typer.Option(help="The month to price, e.g. 2026-11 (default: this month).")
@@ -127,6 +131,8 @@ def estimate(
         chosen = Period.parse_month(period)
     if rate is not None:
         usd_rate = _rate(rate)
+    elif usd_rate is None:
+        usd_rate = launcher_of(ctx).fixed_rate()  # the rate invoices lock (SYNOR_SYNOR_USD)
     if not quantities:
         raise typer.BadParameter("give some usage: a flag such as --cpu-core-hours 720, or --file")
     result = run_estimate(catalog, quantities, chosen, usd_rate)
@@ -193,4 +199,4 @@ def _print_table(document: dict[str, Any]) -> None:
     console.print(lines)
     console.print(options)
     if not usd:
-        console.print("[dim]USD amounts: pass --rate (USD per SYNOR).[/dim]")
+        console.print("[dim]USD amounts: pass --rate (USD per SYNOR) or set SYNOR_SYNOR_USD.[/dim]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Protocol
 
 from synor_economics import __version__
@@ -97,4 +98,8 @@ class Launcher(Protocol):
 
     def catalog(self) -> Catalog:
         """The configured price book, without assembling the system (no database)."""
+        ...
+
+    def fixed_rate(self) -> Fraction | None:
+        """The configured SYNOR/USD rate (``SYNOR_SYNOR_USD``), without assembling the system."""
         ...
