@@ -167,7 +167,7 @@ def decimal_text(value: Exact, places: int = DECIMALS) -> str:
     """Render an exact number as a decimal string: exact when it terminates within ``places``
     decimals, otherwise rounded HALF_EVEN to ``places`` (display of quantities, SPEC §10)."""
     frac = exact(value)
-    scaled = round_half_even(frac * 10**places)
+    scaled = round_ratio(frac.numerator * 10**places, frac.denominator)
     sign = "-" if scaled < 0 else ""
     whole, rest = divmod(abs(scaled), 10**places)
     if rest == 0:

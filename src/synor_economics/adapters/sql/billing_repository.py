@@ -4,12 +4,12 @@ close works through accounts in chunks)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, select, update
 
 from synor_economics.adapters.sql.bulk import chunks
@@ -41,6 +41,11 @@ from synor_economics.ports import GrantRecord, PaymentRecord
 
 _CHUNK = 2000
 
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+"""Invoice documents are JSON; msgspec reads and writes them several times faster than ``json``
+(a period close stores one per account)."""
+
 
 def _scope(service: str | None, resource: str | None) -> Scope | None:
     if service is None and resource is None:
@@ -63,7 +68,7 @@ def _issued(row: Any) -> IssuedInvoice:
     values = dict(row._mapping)
     values["kind"] = DocumentKind(values["kind"])
     values["status"] = InvoiceStatus(values["status"])
-    values["document"] = json.loads(values["document"])
+    values["document"] = _decode(values["document"])
     return IssuedInvoice(**values)
 
 
@@ -363,7 +368,7 @@ class SqlBillingRepository:
             }
             row["kind"] = invoice.kind.value
             row["status"] = invoice.status.value
-            row["document"] = json.dumps(invoice.document, separators=(",", ":"))
+            row["document"] = _encode(invoice.document).decode()
             rows.append(row)
         self.conn.execute(invoices.insert(), rows)
 
