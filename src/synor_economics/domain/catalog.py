@@ -167,25 +167,29 @@ class Resource:
             )
         return self.prices[index - 1]
 
-    def billable_quantity(self, raw: Fraction, period_seconds: int | None) -> Fraction:
+    def billable_quantity(self, raw: Fraction | Decimal, period_seconds: int | None) -> Fraction:
         """The period's quantity in price units, exact.
 
         ``raw`` is, for a counter, Σ event quantities (event units); for a gauge, ∫level dt in
         event-unit·seconds, which is divided by the period's length too. A negative ``raw`` is
         refused unless the resource allows corrections: it would mean an ingest bug upstream.
         """
-        amount = exact(raw, what=f"raw quantity of {self.id}")
-        if amount < 0 and not self.allows_corrections:
+        if isinstance(raw, Decimal) and raw.is_finite():
+            numerator, denominator = raw.as_integer_ratio()  # exact, and faster than Fraction()
+        else:
+            amount = exact(raw, what="raw quantity")
+            numerator, denominator = amount.numerator, amount.denominator
+        if numerator < 0 and not self.allows_corrections:
             raise MoneyError(
-                f"{self.id} does not allow corrections, but its raw quantity is {amount}"
+                f"{self.id} does not allow corrections, but its raw quantity is {raw}"
             )
         if self.meter is MeterKind.COUNTER:
-            return amount / self.divisor
+            return Fraction(numerator, denominator * self.divisor)
         if isinstance(period_seconds, bool) or not isinstance(period_seconds, int):
             raise MoneyError(f"{self.id} is a gauge: period_seconds must be an int")
         if period_seconds <= 0:
             raise MoneyError(f"period_seconds must be positive, got {period_seconds}")
-        return amount / (self.divisor * period_seconds)
+        return Fraction(numerator, denominator * self.divisor * period_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ def revenue(service: str) -> str:
 
 
 def customer_accounts(account: str) -> list[AccountSpec]:
-    """The three ledger accounts every billed customer has."""
+    """The three ledger accounts a customer can have: receivable (first), prepaid, credits."""
     return [
         AccountSpec.of(receivable(account), AccountKind.CUSTOMER_RECEIVABLE, owner=account),
         AccountSpec.of(prepaid(account), AccountKind.CUSTOMER_PREPAID, owner=account),

@@ -436,7 +436,7 @@ class BillingService:
             ]  # nothing to bill (late usage that nets out, say): no invoice
             if not todo:
                 return [], len(done)
-            self._open(tx, todo, now_us)
+            self._open(tx, todo, now_us, receivable_only=True)
             year = self.clock.now().year
             first = tx.billing.take_numbers(series(year), len(todo))
             invoices: list[IssuedInvoice] = []
@@ -605,7 +605,7 @@ class BillingService:
             resource = self.catalog.resources.get(resource_id)
             if resource is None or raw == 0:
                 continue
-            billable = resource.billable_quantity(Fraction(raw), period.seconds)
+            billable = resource.billable_quantity(raw, period.seconds)
             if counter_scale != 1 and resource.meter is MeterKind.COUNTER:
                 billable *= counter_scale
             quantities[resource_id] = billable
@@ -614,10 +614,21 @@ class BillingService:
     def _terms(self, book: UsageBook, account: str, period: Period) -> Terms:
         return book_terms(book, account, period, self.catalog.services())
 
-    def _open(self, tx: BillingTransaction, accounts: Iterable[str], now_us: int) -> None:
+    def _open(
+        self,
+        tx: BillingTransaction,
+        accounts: Iterable[str],
+        now_us: int,
+        *,
+        receivable_only: bool = False,
+    ) -> None:
+        """Open the protocol's billing accounts and the customers' own. A close needs only the
+        receivable: an invoice can use credits or prepaid only if a grant or deposit, which
+        open the other two, came first."""
         specs = protocol_accounts(self.catalog.services())
         for account in accounts:
-            specs.extend(customer_accounts(account))
+            owned = customer_accounts(account)
+            specs.extend(owned[:1] if receivable_only else owned)
         open_accounts(tx.ledger, specs, now_us)
 
     # -- reading -----------------------------------------------------------------------------
