@@ -180,9 +180,7 @@ class Resource:
             amount = exact(raw, what="raw quantity")
             numerator, denominator = amount.numerator, amount.denominator
         if numerator < 0 and not self.allows_corrections:
-            raise MoneyError(
-                f"{self.id} does not allow corrections, but its raw quantity is {raw}"
-            )
+            raise MoneyError(f"{self.id} does not allow corrections, but its raw quantity is {raw}")
         if self.meter is MeterKind.COUNTER:
             return Fraction(numerator, denominator * self.divisor)
         if isinstance(period_seconds, bool) or not isinstance(period_seconds, int):
