@@ -186,3 +186,51 @@ def test_the_demo_bills_a_month_once(cli: Cli) -> None:
     assert {i["account"] for i in listed} == {f"demo_{n:03d}" for n in range(1, 9)}
     assert all(i["lines"] for i in listed)
     assert "ledger check OK" in cli.ok("ledger", "check")
+
+
+def test_every_billing_command_end_to_end(cli: Cli) -> None:
+    """The account, billing and invoice commands on the embedded default, with the real clock:
+    last month's usage, closed with no grace period."""
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    ts = (month_start - timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    label = (month_start - timedelta(days=1)).strftime("%Y-%m")
+    last_start = (month_start - timedelta(days=1)).replace(day=1).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = cli.cwd / "events.ndjson"
+    events.write_text(
+        f'{{"id":"e1","account":"acct_a","resource":"compute.cpu","quantity":"720000","ts":"{ts}"}}\n'
+    )
+    env = {"SYNOR_GRACE_MINUTES": "0"}
+    cli.ok("usage", "ingest", str(events), **env)
+    cli.ok("account", "set", "acct_a", "--payment-terms-days", "3", **env)
+    cli.ok("account", "discount", "acct_a", "--id", "d1", "--percent", "25", **env)
+    cli.ok("account", "discount", "acct_a", "--id", "d2", "--amount", "0.5", **env)
+    cli.ok(
+        "account", "commit", "acct_a", "--id", "r1", "--resource", "database.queries",
+        "--quantity", "10", "--unit-price", "0.01", "--term-months", "1", "--start", last_start,
+        **env,
+    )  # fmt: skip
+    cli.ok("account", "grant", "acct_a", "--id", "g1", "--amount", "0.25", **env)
+    assert "recorded" in cli.ok(
+        "billing", "downtime", "--service", "compute", "--minutes", "2000", "--reference",
+        "inc-1", "--period", label, **env,
+    )  # fmt: skip
+    # 4 SYNOR of compute, 25% off = 3, SLA 25% (2000 min down: < 99%) = 0.75 → 2.25;
+    # reserved 10 × 0.01 = 0.1, 25% off = 0.075; fixed 0.5 off → 1.825; grant 0.25 → 1.575 due
+    first = cli.json("billing", "close", "--period", label, **env)["first"]
+    invoice = cli.json("invoice", "show", first, **env)
+    assert invoice["subtotal_synor"] == "1.825"
+    assert invoice["total_due_synor"] == "1.575"
+    cli.ok("invoice", "void", first, "--reason", "wrong downtime", **env)
+    second = cli.json("billing", "close", "--period", label, **env)["first"]
+    assert second != first
+    note = cli.json(
+        "invoice", "credit", second, "--amount", "0.5", "--reason", "goodwill",
+        "--reference", "cn-1", **env,
+    )  # fmt: skip
+    assert (note["kind"], note["corrects"]) == ("credit_note", second)
+    assert cli.json("invoice", "show", second, **env)["outstanding"] == str(1075 * SYNOR // 1000)
+    standing = cli.json("account", "standing", "acct_a", **env)
+    assert standing["outstanding"] == str(1075 * SYNOR // 1000)
+    assert cli.json("account", "notices", "acct_a", **env) == {"notices": []}
+    assert "ledger check OK" in cli.ok("ledger", "check", **env)
