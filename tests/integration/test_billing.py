@@ -328,3 +328,39 @@ def test_accounts_anchored_on_another_day_have_periods_of_their_own(world: World
     assert (invoice.account, invoice.period_start_us) == ("acct_mid", to_us(mid_period.start))
     assert invoice.subtotal == 2 * SYNOR
     assert world.ledger.check().ok
+
+
+def test_two_closers_at_once_bill_every_account_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes' schedulers closing the same period together: chunks are prepared ahead
+    of their commit, so one closer can find an account invoiced by the other in between; it
+    leaves it to the other. Every account ends with one invoice, numbers without a gap."""
+    import threading
+
+    import synor_economics.services.billing as billing_module
+
+    monkeypatch.setattr(billing_module, "CHUNK", 4)
+    world.events(*(cpu(f"e{n}", f"acct_{n:02d}", "3600") for n in range(30)))
+    after_close(world)
+    other = BillingService(world.billing.uow, world.clock, CATALOG, rate_source=lambda: None)
+    results: list[tuple[str, ...]] = []
+    errors: list[BaseException] = []
+
+    def close(service: BillingService) -> None:
+        try:
+            results.append(service.close_period(NOV).issued)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=close, args=(s,)) for s in (world.billing, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    issued = sorted(number for numbers in results for number in numbers)
+    assert issued == [f"SYN-2026-{n:06d}" for n in range(1, 31)]
+    accounts = [world.billing.invoice(n).account for n in issued]
+    assert sorted(accounts) == [f"acct_{n:02d}" for n in range(30)]
+    assert world.ledger.check().ok

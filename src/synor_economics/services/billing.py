@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -91,6 +92,20 @@ class CloseReport:
     """Accounts that had an invoice for the period before this run."""
     broken: int
     """Grants whose expired rest was written off."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A chunk of a period close, rated and ready to store."""
+
+    accounts: list[str]
+    """Accounts to invoice, in order."""
+    already: int
+    """Accounts of the chunk that had an invoice for the period already."""
+    rated: dict[str, Rated]
+    records: dict[str, dict[str, Any]]
+    settings: dict[str, AccountTerms]
+    usd_rate: Fraction | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,37 +420,62 @@ class BillingService:
         issued: list[str] = []
         already = 0
         ordered = sorted(candidates)
-        for index in range(0, len(ordered), CHUNK):
-            numbers, skipped = self._close_chunk(period, ordered[index : index + CHUNK])
-            issued.extend(numbers)
-            already += skipped
-            progress(min(index + CHUNK, len(ordered)), len(ordered))
+        chunks = [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+        # A pipeline, as the ledger's: the next chunk is read and rated (a read transaction, on
+        # another thread) while this one is stored (the write transaction, here).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-close") as ahead:
+            upcoming = ahead.submit(self._prepare_chunk, period, chunks[0]) if chunks else None
+            for index in range(len(chunks)):
+                assert upcoming is not None
+                prepared = upcoming.result()
+                if index + 1 < len(chunks):
+                    upcoming = ahead.submit(self._prepare_chunk, period, chunks[index + 1])
+                numbers, skipped = self._commit_chunk(period, prepared)
+                issued.extend(numbers)
+                already += skipped
+                progress(min((index + 1) * CHUNK, len(ordered)), len(ordered))
         broken = self._write_off_expired(period)
         return CloseReport(period, tuple(issued), already, broken)
 
-    def _close_chunk(self, period: Period, accounts: Sequence[str]) -> tuple[list[str], int]:
-        now_us = self._now_us()
-        start_us, end_us = to_us(period.start), to_us(period.end)
+    def _prepare_chunk(self, period: Period, accounts: Sequence[str]) -> _Prepared:
+        """Rate a chunk of accounts from what is stored (a read transaction)."""
+        end_us = to_us(period.end)
         usd_rate = self.rate_source()
-        with self.uow.write() as tx:
-            done = tx.billing.invoiced_accounts(accounts, start_us)
+        with self.uow.read() as tx:
+            done = tx.billing.invoiced_accounts(accounts, to_us(period.start))
             todo = [a for a in accounts if a not in done]
-            if not todo:
-                return [], len(done)
             settings = tx.billing.account_terms(todo)
             book = UsageBook.read(tx, todo, period)
             late = self._late_usage(tx, todo, period)
-            rated = {
-                a: self._rate_from(
-                    book, a, period, end_us, usd_rate=usd_rate, carried=late.get(a, ())
-                )
-                for a in todo
-            }
-            todo = [
-                a for a in todo if rated[a].lines or any(x.amount for x in rated[a].adjustments)
-            ]  # nothing to bill (late usage that nets out, say): no invoice
+        rated = {
+            a: self._rate_from(book, a, period, end_us, usd_rate=usd_rate, carried=late.get(a, ()))
+            for a in todo
+        }
+        billed = [
+            a for a in todo if rated[a].lines or any(x.amount for x in rated[a].adjustments)
+        ]  # nothing to bill (late usage that nets out, say): no invoice
+        return _Prepared(
+            accounts=billed,
+            already=len(done),
+            rated=rated,
+            records={
+                a: invoice_record(a, rated[a], raw_quantities(book, a, period, end_us))
+                for a in billed
+            },
+            settings=settings,
+            usd_rate=usd_rate,
+        )
+
+    def _commit_chunk(self, period: Period, prepared: _Prepared) -> tuple[list[str], int]:
+        """Store a prepared chunk: numbers, invoices and their transfers, one transaction.
+        Accounts another closer invoiced since the chunk was prepared are left to it."""
+        now_us = self._now_us()
+        with self.uow.write() as tx:
+            raced = tx.billing.invoiced_accounts(prepared.accounts, to_us(period.start))
+            todo = [a for a in prepared.accounts if a not in raced]
+            already = prepared.already + len(raced)
             if not todo:
-                return [], len(done)
+                return [], already
             self._open(tx, todo, now_us, receivable_only=True)
             year = self.clock.now().year
             first = tx.billing.take_numbers(series(year), len(todo))
@@ -444,17 +484,16 @@ class BillingService:
             uses: list[tuple[str, str, int]] = []
             for offset, account in enumerate(todo):
                 number = invoice_number(year, first + offset)
-                invoice = rated[account]
-                terms = settings.get(account, AccountTerms(account))
+                invoice = prepared.rated[account]
                 invoices.append(
                     self._issue(
                         number,
                         account=account,
                         period=period,
                         rated=invoice,
-                        raw=raw_quantities(book, account, period, end_us),
-                        terms=terms,
-                        usd_rate=usd_rate,
+                        record=prepared.records[account],
+                        terms=prepared.settings.get(account, AccountTerms(account)),
+                        usd_rate=prepared.usd_rate,
                         now_us=now_us,
                     )
                 )
@@ -465,7 +504,7 @@ class BillingService:
             _post(tx, commands, now_us)
             tx.billing.use_grants(uses)
             tx.billing.add_invoices(invoices)
-            return [i.number for i in invoices], len(done)
+            return [i.number for i in invoices], already
 
     def _issue(
         self,
@@ -474,7 +513,7 @@ class BillingService:
         account: str,
         period: Period,
         rated: Rated,
-        raw: dict[str, Decimal],
+        record: dict[str, Any],
         terms: AccountTerms,
         usd_rate: Fraction | None,
         now_us: int,
@@ -496,7 +535,7 @@ class BillingService:
             prepaid_applied=rated.prepaid_applied,
             total_due=rated.total_due,
             paid=0,
-            document=invoice_record(account, rated, raw),
+            document=record,
         )
 
     def _late_usage(
