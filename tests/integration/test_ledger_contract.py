@@ -346,3 +346,14 @@ def test_a_cache_made_stale_by_another_writer_is_not_revived(
     assert raised.value.code == "floor_exceeded"
     assert balance(ledger, "customer:acct_1:prepaid") == 2 * SYNOR
     assert ledger.check().ok
+
+
+def test_floors_of_any_size_round_trip(ledger: LedgerService) -> None:
+    specs = [
+        AccountSpec.of("treasury:deep", AccountKind.TREASURY, floor=-(10**30)),
+        AccountSpec.of("treasury:open", AccountKind.TREASURY),
+    ]
+    ledger.open_accounts(specs)
+    again = ledger.open_accounts(specs)  # read back from storage: the same specs, exactly
+    assert [view.spec for view in again] == specs
+    assert again[0].spec.floor == -(10**30)

@@ -154,6 +154,14 @@ _SQLITE_INSERT_TRANSFERS = _sqlite_insert_json("ledger_transfers", _TRANSFER_FIE
 _SQLITE_INSERT_ENTRIES = _sqlite_insert_json(
     "ledger_entries", _ENTRY_FIELDS, exact=("amount", "balance_after")
 )
+_SQLITE_ADD_ACCOUNTS = (
+    "INSERT INTO ledger_accounts (id, kind, normal, floor, owner, opened_us, debits_posted, "
+    "credits_posted, debits_pending, credits_pending) SELECT value->>0, value->>1, value->>2, "
+    "CASE WHEN value->>3 IS NULL THEN NULL ELSE value->3 END, value->>4, value->>5, "
+    "'0', '0', '0', '0' FROM json_each(?)"
+)
+"""New accounts in one statement; a floor, an exact integer of any size, is read with ``->``."""
+
 _SQLITE_SAVE_BALANCES = (
     "UPDATE ledger_accounts SET debits_posted = v.value->0, credits_posted = v.value->1, "
     "debits_pending = v.value->2, credits_pending = v.value->3 "
@@ -219,6 +227,12 @@ class SqlLedgerRepository:
         accounts per new customer, thousands at a time."""
         if not specs:
             return {}
+        if self._dialect == "sqlite":
+            values = [
+                (s.id, s.kind.value, s.normal.value, s.floor, s.owner, opened_us) for s in specs
+            ]
+            self._driver().execute(_SQLITE_ADD_ACCOUNTS, (_json(values),))
+            return self.accounts([spec.id for spec in specs])
         rows = [
             {
                 "id": spec.id,
