@@ -447,8 +447,11 @@ class BillingService:
             settings = tx.billing.account_terms(todo)
             book = UsageBook.read(tx, todo, period)
             late = self._late_usage(tx, todo, period)
+        raws = {a: raw_quantities(book, a, period, end_us) for a in todo}
         rated = {
-            a: self._rate_from(book, a, period, end_us, usd_rate=usd_rate, carried=late.get(a, ()))
+            a: self._rate_from(
+                book, a, period, end_us, usd_rate=usd_rate, carried=late.get(a, ()), raw=raws[a]
+            )
             for a in todo
         }
         billed = [
@@ -458,10 +461,7 @@ class BillingService:
             accounts=billed,
             already=len(done),
             rated=rated,
-            records={
-                a: invoice_record(a, rated[a], raw_quantities(book, a, period, end_us))
-                for a in billed
-            },
+            records={a: invoice_record(a, rated[a], raws[a]) for a in billed},
             settings=settings,
             usd_rate=usd_rate,
         )
@@ -629,10 +629,13 @@ class BillingService:
         usd_rate: Fraction | None,
         counter_scale: Fraction = Fraction(1),
         carried: tuple[Carried, ...] = (),
+        raw: dict[str, Decimal] | None = None,
     ) -> Rated:
-        raw = raw_quantities(book, account, period, as_of_us)
+        """Rate an account from a book; ``raw`` if the caller has its raw quantities already."""
+        if raw is None:
+            raw = raw_quantities(book, account, period, as_of_us)
         quantities = self._billable(raw, period, counter_scale)
-        terms = replace(self._terms(book, account, period), carried=carried)
+        terms = book_terms(book, account, period, self.catalog.services(), carried)
         return rate(self.catalog, period, quantities, terms, rate=usd_rate)
 
     def _billable(

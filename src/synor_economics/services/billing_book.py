@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from synor_economics.domain.invoice import Terms
+from synor_economics.domain.invoice import Carried, Terms
 from synor_economics.domain.meters import EXACT, Level, open_segment
 from synor_economics.domain.money import decimal_text
 from synor_economics.domain.period import Period
@@ -64,7 +64,13 @@ def raw_quantities(
     return {r: q for r, q in totals.items() if q != 0}
 
 
-def book_terms(book: UsageBook, account: str, period: Period, services: Sequence[str]) -> Terms:
+def book_terms(
+    book: UsageBook,
+    account: str,
+    period: Period,
+    services: Sequence[str],
+    carried: tuple[Carried, ...] = (),
+) -> Terms:
     """The account's terms for the period; uptime per service from the downtime reports for
     everyone and for the account: ``100 × (1 − downtime / period length)``."""
     uptime: dict[str, Decimal] = {}
@@ -80,4 +86,5 @@ def book_terms(book: UsageBook, account: str, period: Period, services: Sequence
         uptime=uptime,
         grants=tuple(r.grant for r in book.grants.get(account, ())),
         prepaid=book.prepaid.get(account, 0),
+        carried=carried,
     )
