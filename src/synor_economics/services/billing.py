@@ -41,7 +41,7 @@ from synor_economics.domain.billing import (
 from synor_economics.domain.catalog import Catalog, MeterKind
 from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Carried, Rated, Terms, rate, service_totals
-from synor_economics.domain.ledger import Command, Rejected, Reverse, Transfer
+from synor_economics.domain.ledger import Account, Command, Rejected, Reverse, Transfer
 from synor_economics.domain.money import decimal_text, format_synor
 from synor_economics.domain.period import Period, add_months
 from synor_economics.domain.postings import (
@@ -476,7 +476,7 @@ class BillingService:
             already = prepared.already + len(raced)
             if not todo:
                 return [], already
-            self._open(tx, todo, now_us, receivable_only=True)
+            opened = self._open(tx, todo, now_us, receivable_only=True)
             year = self.clock.now().year
             first = tx.billing.take_numbers(series(year), len(todo))
             invoices: list[IssuedInvoice] = []
@@ -501,7 +501,7 @@ class BillingService:
                 if transfer is not None:
                     commands.append(transfer)
                 uses.extend((account, use.grant, use.amount) for use in invoice.credits)
-            _post(tx, commands, now_us)
+            _post(tx, commands, now_us, loaded=opened)
             tx.billing.use_grants(uses)
             tx.billing.add_invoices(invoices)
             return [i.number for i in invoices], already
@@ -663,7 +663,7 @@ class BillingService:
         now_us: int,
         *,
         receivable_only: bool = False,
-    ) -> None:
+    ) -> list[Account]:
         """Open the protocol's billing accounts and the customers' own. A close needs only the
         receivable: an invoice can use credits or prepaid only if a grant or deposit, which
         open the other two, came first."""
@@ -671,7 +671,7 @@ class BillingService:
         for account in accounts:
             owned = customer_accounts(account)
             specs.extend(owned[:1] if receivable_only else owned)
-        open_accounts(tx.ledger, specs, now_us)
+        return open_accounts(tx.ledger, specs, now_us)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -788,8 +788,14 @@ def _settled(invoice: IssuedInvoice, paid: int, credited: int) -> InvoiceStatus:
     return InvoiceStatus.PAID if paid + credited >= invoice.total_due else InvoiceStatus.FINALIZED
 
 
-def _post(tx: BillingTransaction, commands: Sequence[Command], now_us: int) -> None:
+def _post(
+    tx: BillingTransaction,
+    commands: Sequence[Command],
+    now_us: int,
+    *,
+    loaded: Sequence[Account] = (),
+) -> None:
     """Post transfers inside the transaction; any refusal aborts it (nothing half-billed)."""
-    for outcome in apply_commands(tx.ledger, commands, now_us):
+    for outcome in apply_commands(tx.ledger, commands, now_us, loaded=loaded):
         if isinstance(outcome, Rejected):
             raise BillingError(f"ledger refused {outcome.id}: {outcome.error}")

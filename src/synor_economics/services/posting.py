@@ -145,17 +145,26 @@ def store(repo: LedgerRepository, outcomes: Sequence[Outcome], working: WorkingS
 
 
 def apply_commands(
-    repo: LedgerRepository, commands: Sequence[Command], now_us: int
+    repo: LedgerRepository,
+    commands: Sequence[Command],
+    now_us: int,
+    *,
+    loaded: Sequence[Account] = (),
 ) -> list[Outcome]:
     """Apply commands in order inside the caller's write transaction; one outcome each.
 
     This is how a use case moves money atomically with its own writes (closing an invoice
     posts its transfers in the invoice's transaction). Each command is all-or-nothing on its
-    own: a refused one leaves no trace and does not stop the others.
+    own: a refused one leaves no trace and does not stop the others. ``loaded`` are accounts
+    the caller read (or opened) in this same transaction, as they stand: they are not read
+    again.
     """
     if not commands:
         return []
-    working = load_working_set(repo, commands, AccountCache())
+    cache = AccountCache()
+    if loaded:
+        cache.absorb({account.spec.id: account for account in loaded}, repo.head()[0])
+    working = load_working_set(repo, commands, cache)
     outcomes = LedgerMachine(working).apply_all(commands, now_us)
     store(repo, outcomes, working)
     return outcomes
