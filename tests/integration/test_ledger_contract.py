@@ -24,7 +24,7 @@ from synor_economics.domain.ledger import (
     VoidPending,
 )
 from synor_economics.domain.money import parse_synor
-from synor_economics.services.ledger import LedgerService
+from synor_economics.services.ledger import LedgerService, open_accounts
 from synor_economics.services.time import to_us
 
 SYNOR = 10**18
@@ -357,3 +357,16 @@ def test_floors_of_any_size_round_trip(ledger: LedgerService) -> None:
     again = ledger.open_accounts(specs)  # read back from storage: the same specs, exactly
     assert [view.spec for view in again] == specs
     assert again[0].spec.floor == -(10**30)
+
+
+def test_accounts_opened_together_have_the_keys_storage_gave_them(ledger: LedgerService) -> None:
+    """Opening many accounts at once hands back the storage keys entries will point at."""
+    specs = [AccountSpec.of(f"customer:bulk_{n}:receivable", AccountKind.CUSTOMER_RECEIVABLE)
+             for n in range(60)]  # fmt: skip
+    uow = ledger.uow
+    with uow.write() as tx:
+        opened = open_accounts(tx.ledger, specs, 0)
+    with uow.read() as tx:
+        stored = tx.ledger.accounts([s.id for s in specs])
+    assert {a.spec.id: a.num for a in opened} == {i: a.num for i, a in stored.items()}
+    assert len({a.num for a in opened}) == 60
