@@ -26,6 +26,7 @@ from synor_economics.services.system import System
 
 SYNOR = 10**18
 GB = 10**9
+MB = 10**6
 SEED = 2026
 
 
@@ -43,7 +44,8 @@ class MovableClock:
 class Profile:
     """How big an account is, and which services it uses."""
 
-    scale: float
+    scale: int
+    """Percent of a typical account's usage: quantities stay integers, never floats."""
     services: tuple[str, ...]
     gpu: bool
 
@@ -65,7 +67,7 @@ def accounts(count: int) -> dict[str, Profile]:
     for index in range(1, count + 1):
         chosen = tuple(s for s in services if rng.random() < 0.75) or ("compute",)
         found[f"demo_{index:03d}"] = Profile(
-            scale=rng.choice((0.2, 0.5, 1.0, 2.0, 5.0)),
+            scale=rng.choice((20, 50, 100, 200, 500)),
             services=chosen,
             gpu="compute" in chosen and rng.random() < 0.2,
         )
@@ -76,15 +78,18 @@ def _events(
     name: str, profile: Profile, day: datetime, rng: random.Random
 ) -> Iterator[dict[str, str]]:
     """One day of one account's usage (counters), as producers would send it."""
-    s = profile.scale
 
-    def event(resource: str, quantity: float, hour: int, **extra: str) -> dict[str, str]:
+    def some(low: int, high: int, unit: int = 1) -> int:
+        """A quantity between ``low`` and ``high`` units, scaled to the account's size."""
+        return rng.randrange(low, high) * unit * profile.scale // 100
+
+    def event(resource: str, quantity: int, hour: int, **extra: str) -> dict[str, str]:
         ts = day + timedelta(hours=hour, minutes=rng.randrange(60))
         return {
             "id": f"{name}-{resource}-{ts:%Y%m%dT%H%M}-{rng.randrange(10**6):06d}",
             "account": name,
             "resource": resource,
-            "quantity": str(max(int(quantity), 1)),
+            "quantity": str(max(quantity, 1)),
             "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "operator": f"node_{rng.randrange(1, 8)}",
             **extra,
@@ -92,20 +97,20 @@ def _events(
 
     for hour in (2, 10, 18):
         if "compute" in profile.services:
-            yield event("compute.cpu", rng.uniform(2000, 12000) * s, hour)
-            yield event("compute.memory", rng.uniform(8000, 40000) * s, hour)
-            yield event("compute.serverless", rng.uniform(5_000, 80_000) * s, hour)
+            yield event("compute.cpu", some(2000, 12000), hour)
+            yield event("compute.memory", some(8000, 40000), hour)
+            yield event("compute.serverless", some(5_000, 80_000), hour)
             if profile.gpu and hour == 10:
-                yield event("compute.gpu.rtx4090", rng.uniform(1800, 14_400) * s, hour)
+                yield event("compute.gpu.rtx4090", some(1800, 14_400), hour)
         if "database" in profile.services:
-            yield event("database.queries", rng.uniform(50_000, 900_000) * s, hour)
+            yield event("database.queries", some(50_000, 900_000), hour)
             if hour == 10:
-                yield event("database.vector_search", rng.uniform(2_000, 60_000) * s, hour)
+                yield event("database.vector_search", some(2_000, 60_000), hour)
         if "hosting" in profile.services:
-            yield event("hosting.bandwidth", rng.uniform(0.2, 6) * GB * s, hour)
-            yield event("network.egress", rng.uniform(0.1, 2) * GB * s, hour)
+            yield event("hosting.bandwidth", some(200, 6000, MB), hour)
+            yield event("network.egress", some(100, 2000, MB), hour)
         if "storage" in profile.services and hour == 18:
-            yield event("storage.retrieval", rng.uniform(0.1, 5) * GB * s, hour)
+            yield event("storage.retrieval", some(100, 5000, MB), hour)
             if rng.random() < 0.3:
                 yield event("storage.deal", rng.randrange(1, 4), hour)
 
@@ -117,25 +122,26 @@ def _gauges(
     found = []
     days = (period.end - period.start).days
 
-    def level(resource: str, subject: str, value: float, day: int) -> dict[str, str]:
+    def level(resource: str, subject: str, value: int, day: int) -> dict[str, str]:
         ts = period.start + timedelta(days=day, hours=rng.randrange(24))
         return {
             "id": f"{name}-{resource}-{subject}-{day}",
             "account": name,
             "resource": resource,
-            "quantity": str(int(value)),
+            "quantity": str(value),
             "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "subject": subject,
         }
 
     if "storage" in profile.services:
         for bucket in range(rng.randrange(1, 4)):
-            size = rng.uniform(20, 800) * GB * profile.scale
+            size = rng.randrange(20, 800) * GB * profile.scale // 100
             for day in sorted(rng.sample(range(days), 3)):
                 found.append(level("storage.storage", f"bucket-{bucket}", size, day))
-                size *= rng.uniform(0.9, 1.4)
+                size = size * rng.randrange(90, 140) // 100  # buckets grow, sometimes shrink
     if "database" in profile.services:
-        found.append(level("database.storage", "main", rng.uniform(1, 60) * GB * profile.scale, 0))
+        size = rng.randrange(1, 60) * GB * profile.scale // 100
+        found.append(level("database.storage", "main", size, 0))
     if "hosting" in profile.services:
         found.append(level("hosting.custom_domain", "primary", 1, 0))
         found.append(level("hosting.ssl_certificate", "primary", 1, 0))
