@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -77,6 +78,17 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "demo"),
 }
 """Top-level command → (module under ``cli``, what it provides). ``register`` adds several."""
+
+
+def decimal_option(text: str, option: str) -> Decimal:
+    """An exact decimal from the command line; anything else is refused naming the option."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{text!r} is not a decimal number", param_hint=option) from None
+    if not value.is_finite():
+        raise typer.BadParameter("must be a finite number", param_hint=option)
+    return value
 
 
 def make_app(command: str | None = None) -> typer.Typer:

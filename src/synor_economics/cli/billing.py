@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import sys
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from synor_economics.cli.app import JsonFlag, parse_time, print_json, system_of
+from synor_economics.cli.app import JsonFlag, decimal_option, parse_time, print_json, system_of
 from synor_economics.cli.invoice_view import render_invoice
 from synor_economics.domain.billing import AccountTerms
 from synor_economics.domain.errors import MoneyError
@@ -58,16 +57,6 @@ def _synor(text: str, option: str) -> int:
     if units <= 0:
         raise typer.BadParameter("must be more than 0", param_hint=option)
     return units
-
-
-def _decimal(text: str, option: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{text!r} is not a decimal number", param_hint=option) from None
-    if not value.is_finite():
-        raise typer.BadParameter("must be a finite number", param_hint=option)
-    return value
 
 
 # -- synor billing ---------------------------------------------------------------------------------
@@ -159,7 +148,7 @@ def downtime(
     chosen = _period(period)
     assert chosen is not None
     recorded = system_of(ctx).billing.report_downtime(
-        reference, service, chosen, _decimal(minutes, "--minutes"), account
+        reference, service, chosen, decimal_option(minutes, "--minutes"), account
     )
     typer.echo("recorded" if recorded else f"already recorded as {reference}")
 
@@ -434,7 +423,7 @@ def discount(
         Discount(
             discount_id,
             DiscountKind.PERCENT if percent is not None else DiscountKind.FIXED,
-            percent=None if percent is None else _decimal(percent, "--percent"),
+            percent=None if percent is None else decimal_option(percent, "--percent"),
             amount=None if amount is None else _synor(amount, "--amount"),
             scope=_scope(service, resource),
             priority=priority,
@@ -464,8 +453,8 @@ def commit(
         Commitment(
             commitment_id,
             resource,
-            _decimal(quantity, "--quantity"),
-            _decimal(unit_price, "--unit-price"),
+            decimal_option(quantity, "--quantity"),
+            decimal_option(unit_price, "--unit-price"),
             term_months,
             moment,
         ),

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from synor_economics.cli.app import JsonFlag, launcher_of, print_json
+from synor_economics.cli.app import JsonFlag, decimal_option, launcher_of, print_json
 
 app = typer.Typer(help="Cost tools: estimate what usage will cost.", no_args_is_help=True)
 
@@ -148,13 +148,8 @@ def estimate(
 
 
 def _rate(text: str) -> Fraction:
-    from decimal import Decimal, InvalidOperation
-
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{text!r} is not a decimal number", param_hint="--rate") from None
-    if not value.is_finite() or value <= 0:
+    value = decimal_option(text, "--rate")
+    if value <= 0:
         raise typer.BadParameter("must be a positive number of USD per SYNOR", param_hint="--rate")
     return Fraction(value)
 

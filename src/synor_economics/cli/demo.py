@@ -12,7 +12,7 @@ from rich.table import Table
 
 from synor_economics.cli.app import launcher_of
 from synor_economics.domain.money import display_synor, format_synor
-from synor_economics.domain.period import Period, add_months
+from synor_economics.domain.period import Period
 
 
 def demo(
@@ -28,9 +28,7 @@ def demo(
 
     launcher = launcher_of(ctx)
     chosen = (
-        Period.parse_month(period)
-        if period
-        else Period.containing(add_months(Period.containing(datetime.now(UTC)).start, -1))
+        Period.parse_month(period) if period else Period.containing(datetime.now(UTC)).earlier()
     )
     console = Console()
     with Progress(transient=True) as bar:

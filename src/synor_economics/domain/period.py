@@ -109,3 +109,7 @@ class Period:
     def next(self, *, anchor_day: int = 1) -> Period:
         """The period after this one, for the same anchor day."""
         return Period.containing(self.end, anchor_day=anchor_day)
+
+    def earlier(self, months: int = 1) -> Period:
+        """The period ``months`` before this one, on the same anchor day (its start's day)."""
+        return Period.containing(add_months(self.start, -months), anchor_day=self.start.day)

@@ -43,7 +43,7 @@ from synor_economics.domain.errors import SynorError
 from synor_economics.domain.invoice import Carried, Rated, Terms, rate, service_totals
 from synor_economics.domain.ledger import Account, Command, Rejected, Reverse, Transfer
 from synor_economics.domain.money import decimal_text, format_synor
-from synor_economics.domain.period import Period, add_months
+from synor_economics.domain.period import Period
 from synor_economics.domain.postings import (
     CLEARING,
     CREDIT_NOTES,
@@ -64,6 +64,7 @@ from synor_economics.ports import (
 )
 from synor_economics.services.billing_book import UsageBook, book_terms, raw_quantities
 from synor_economics.services.billing_documents import (
+    TOTALS,
     invoice_record,
     recorded_service_totals,
 )
@@ -209,32 +210,32 @@ class BillingService:
 
     def deposit(self, account: str, amount: int, reference: str) -> PaymentRecord:
         """Prepaid SYNOR received for an account, applied once per reference."""
-        return self._receive(account, None, amount, reference)
+        return self._receive(amount, reference, account=account)
 
     def pay(self, number: str, amount: int, reference: str) -> PaymentRecord:
         """A payment against an invoice: what it has due, the rest to prepaid (SPEC §7)."""
-        with self.uow.read() as tx:
-            invoice = tx.billing.invoice(number)
-        if invoice is None:
-            raise InvoiceNotFoundError(f"no invoice {number}")
-        return self._receive(invoice.account, number, amount, reference)
+        return self._receive(amount, reference, number=number)
 
     def _receive(
-        self, account: str, number: str | None, amount: int, reference: str
+        self, amount: int, reference: str, *, account: str = "", number: str | None = None
     ) -> PaymentRecord:
+        """Money for an account (a deposit), or for an invoice (a payment: its account is the
+        invoice's), in one write transaction."""
         if amount <= 0:
             raise BillingError("an amount received must be more than 0")
         now_us = self._now_us()
         with self.uow.write() as tx:
+            invoice = None if number is None else _require(tx, number)
+            if invoice is not None:
+                account = invoice.account
             seen = tx.billing.payment(reference)
             if seen is not None:
                 if (seen.account, seen.invoice, seen.amount) != (account, number, amount):
                     raise BillingError(f"payment {reference} was recorded with other details")
                 return seen
             to_invoice = 0
-            if number is not None:
-                invoice = tx.billing.invoice(number)
-                assert invoice is not None
+            if invoice is not None:
+                assert number is not None
                 to_invoice = min(amount, invoice.outstanding)
                 paid = invoice.paid + to_invoice
                 tx.billing.set_payment_state(
@@ -405,7 +406,7 @@ class BillingService:
         with self.uow.read() as tx:
             candidates = tx.billing.usage_accounts(start_us, end_us)
             # late usage of the two periods before is billed on this period's invoice
-            before = _earlier(period, 2)
+            before = period.earlier(2)
             candidates |= tx.billing.usage_accounts(to_us(before.start), start_us)
             committed = tx.billing.committed_accounts()
             commitments = tx.billing.commitments(committed)
@@ -551,7 +552,7 @@ class BillingService:
         difference from what that invoice and earlier carries billed is carried, per service.
         """
         carried: dict[str, list[Carried]] = defaultdict(list)
-        earlier = [_earlier(period, 2), _earlier(period, 1)]
+        earlier = [period.earlier(2), period.earlier(1)]
         issued = tx.billing.invoices_since(accounts, to_us(earlier[0].start))
         for prior in earlier:
             start_us = to_us(prior.start)
@@ -677,10 +678,7 @@ class BillingService:
 
     def invoice(self, number: str) -> IssuedInvoice:
         with self.uow.read() as tx:
-            found = tx.billing.invoice(number)
-        if found is None:
-            raise InvoiceNotFoundError(f"no invoice {number}")
-        return found
+            return _require(tx, number)
 
     def invoices(
         self,
@@ -737,11 +735,6 @@ class BillingService:
         return standing(terms, issued, now_us)
 
 
-def _earlier(period: Period, months: int) -> Period:
-    """The period ``months`` before, on the same anchor day."""
-    return Period.containing(add_months(period.start, -months), anchor_day=period.start.day)
-
-
 def _require(tx: BillingTransaction, number: str) -> IssuedInvoice:
     found = tx.billing.invoice(number)
     if found is None:
@@ -753,7 +746,6 @@ def _credit_note_record(
     invoice: IssuedInvoice, amount: int, to_invoice: int, reason: str, reference: str
 ) -> dict[str, Any]:
     """A credit note's stored figures: one negative line against the invoice it corrects."""
-    zero = "0"
     return {
         "account": invoice.account,
         "period": invoice.document["period"],
@@ -770,12 +762,8 @@ def _credit_note_record(
             },
         ],
         "credits": [],
-        "charges": zero,
-        "discounts": zero,
-        "sla_credits": zero,
-        "late_usage": zero,
+        **dict.fromkeys(TOTALS, "0"),
         "subtotal": str(-amount),
-        "credits_applied": zero,
         "prepaid_applied": str(-(amount - to_invoice)),
         "total_due": str(-to_invoice),
     }

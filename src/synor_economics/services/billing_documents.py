@@ -19,6 +19,7 @@ from synor_economics.domain.invoice import Line, Rated, TierCharge
 from synor_economics.domain.money import BASE, decimal_text, format_synor, format_usd
 from synor_economics.domain.period import Period
 from synor_economics.domain.terms import CreditGrant, service_of
+from synor_economics.services.document_values import amount_fields, plain
 from synor_economics.services.time import from_us, instant
 
 if TYPE_CHECKING:
@@ -29,13 +30,9 @@ if TYPE_CHECKING:
     from synor_economics.services.simulation import SimulationResult
 
 
-def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
 def money(name: str, units: int, usd_rate: Fraction | None) -> dict[str, str | None]:
     """``{name: "1500…", name_synor: "1.5", name_usd: "0.38"}`` (USD only with a rate)."""
-    document: dict[str, str | None] = {name: str(units), f"{name}_synor": format_synor(units)}
+    document: dict[str, str | None] = {**amount_fields(name, units)}
     document[f"{name}_usd"] = (
         None if usd_rate is None else format_usd(Fraction(units, BASE) * usd_rate)
     )
@@ -54,14 +51,14 @@ def _period_document(period: Period) -> tuple[tuple[str, str | None], ...]:
 
 def _tier(part: TierCharge) -> dict[str, Any]:
     return {
-        "up_to": _dec(part.up_to),
-        "unit_price": _dec(part.unit_price),
+        "up_to": plain(part.up_to),
+        "unit_price": plain(part.unit_price),
         "quantity": decimal_text(part.quantity),
         "amount": decimal_text(part.amount),
     }
 
 
-_TOTALS = (
+TOTALS = (  # what every stored invoice record carries, as integer strings of base units
     "charges",
     "discounts",
     "sla_credits",
@@ -82,7 +79,7 @@ def line_record(line: Line) -> dict[str, Any]:
         "unit": line.unit,
         "model": line.model,
         "currency": line.currency.value,
-        "unit_price": _dec(line.unit_price),
+        "unit_price": plain(line.unit_price),
         "tiers": [_tier(part) for part in line.tiers],
         "packages": line.packages,
         "minimum_applied": line.minimum_applied,
@@ -106,13 +103,13 @@ def invoice_record(
                 "kind": a.kind.value,
                 "source": a.source,
                 "line": a.line,
-                "percent": _dec(a.percent),
+                "percent": plain(a.percent),
                 "amount": str(a.amount),
             }
             for a in rated.adjustments
         ],
         "credits": [{"grant": use.grant, "amount": str(use.amount)} for use in rated.credits],
-        **{name: str(getattr(rated, name)) for name in _TOTALS},
+        **{name: str(getattr(rated, name)) for name in TOTALS},
     }
 
 
@@ -124,7 +121,7 @@ def with_display(record: dict[str, Any], usd_rate: Fraction | None) -> dict[str,
         document[key] = [
             {**item, **money("amount", int(item["amount"]), usd_rate)} for item in record[key]
         ]
-    for name in _TOTALS:
+    for name in TOTALS:
         document.update(money(name, int(record.get(name, "0")), usd_rate))
     return document
 

@@ -5,40 +5,31 @@ them (SPEC §1); prices and quantities are exact decimal strings."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from synor_economics.domain.catalog import Catalog, PriceRow, Resource
 from synor_economics.domain.errors import LedgerError
 from synor_economics.domain.ledger import TransferRecord
 from synor_economics.domain.ledger_audit import AuditReport
-from synor_economics.domain.money import format_synor
 from synor_economics.domain.pricing import Graduated, Package, PerUnit, PricingModel, Volume
+from synor_economics.services.document_values import amount_fields, plain
 from synor_economics.services.ledger import AccountView, StatementLine
 from synor_economics.services.time import from_us, instant
-
-
-def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
-def amount_fields(name: str, units: int) -> dict[str, str]:
-    """``{"balance": "1500000000000000000", "balance_synor": "1.5"}``."""
-    return {name: str(units), f"{name}_synor": format_synor(units)}
 
 
 def price_model_document(model: PricingModel) -> dict[str, Any]:
     document: dict[str, Any] = {"model": model.name, "currency": model.currency.value}
     if isinstance(model, PerUnit):
-        document["unit_price"] = _dec(model.unit_price)
+        document["unit_price"] = plain(model.unit_price)
     elif isinstance(model, Graduated | Volume):
         document["tiers"] = [
-            {"up_to": _dec(tier.up_to), "unit_price": _dec(tier.unit_price)} for tier in model.tiers
+            {"up_to": plain(tier.up_to), "unit_price": plain(tier.unit_price)}
+            for tier in model.tiers
         ]
     elif isinstance(model, Package):
-        document["package_size"] = _dec(model.package_size)
-        document["package_price"] = _dec(model.package_price)
-    document["minimum"] = _dec(model.minimum)
+        document["package_size"] = plain(model.package_size)
+        document["package_price"] = plain(model.package_price)
+    document["minimum"] = plain(model.minimum)
     return document
 
 

@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from synor_economics.domain.period import Period, add_months
+from synor_economics.domain.period import Period
 from synor_economics.ports import Clock
 from synor_economics.services.billing import BillingService
 
@@ -33,8 +33,7 @@ class BillingScheduler:
         now = self.clock.now()
         issued: list[str] = []
         for anchor in sorted(self.billing.anchor_days()):
-            current = Period.containing(now, anchor_day=anchor)
-            previous = Period.containing(add_months(current.start, -1), anchor_day=anchor)
+            previous = Period.containing(now, anchor_day=anchor).earlier()
             if previous.label in self.closed or now < previous.end + self.billing.grace:
                 continue
             report = self.billing.close_period(previous)

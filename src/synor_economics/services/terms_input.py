@@ -47,7 +47,8 @@ class DocumentError(SynorError, ValueError):
     """A simulation or estimate document that cannot be used; the message names the place."""
 
 
-_ACCOUNT_KEYS = frozenset({"prepaid", "credits", "discounts", "commitments", "uptime"})
+TERMS_KEYS = frozenset({"prepaid", "credits", "discounts", "commitments", "uptime"})
+"""The keys :func:`read_terms` reads."""
 
 
 def read_terms(table: Mapping[str, Any], where: str, catalog: Catalog) -> Terms:
@@ -78,10 +79,6 @@ def read_terms(table: Mapping[str, Any], where: str, catalog: Catalog) -> Terms:
         grants=grants,
         prepaid=0 if prepaid is None else synor_at(prepaid, doc.join(where, "prepaid")),
     )
-
-
-TERMS_KEYS = _ACCOUNT_KEYS
-"""The keys :func:`read_terms` reads."""
 
 
 def read_discount(document: object, catalog: Catalog) -> Discount:
