@@ -35,6 +35,15 @@ class Clock(Protocol):
         ...
 
 
+class LedgerWrite(Protocol):
+    """A batch of ledger writes encoded by a repository, opaque to everyone else."""
+
+    @property
+    def transfers(self) -> int:
+        """How many transfers it stores."""
+        ...
+
+
 class LedgerRepository(Protocol):
     """Storage of the ledger: accounts with running balances, transfers and their entries.
 
@@ -62,13 +71,24 @@ class LedgerRepository(Protocol):
         """Which of ``ids`` a later transfer already resolved (post/void) or reversed."""
         ...
 
-    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
-        """Store newly applied transfers and their entries, in sequence order; ``accounts``
-        holds (at least) every account the entries name, with its storage key."""
+    def encode(
+        self,
+        applied: Sequence[Applied],
+        accounts: Mapping[str, Account],
+        changed: Sequence[Account],
+    ) -> LedgerWrite:
+        """A batch's writes in the store's own form: newly applied transfers with their
+        entries, in sequence order, and the running balances of the ``changed`` accounts as
+        they stand now. ``accounts`` holds (at least) every account the entries name, with its
+        storage key.
+
+        Encoding is split from ``write`` so that it can happen on the thread preparing a batch,
+        while the batch before it is being written: the writer then holds the interpreter as
+        little as possible (see services/posting.py). Needs no transaction of its own."""
         ...
 
-    def save_balances(self, accounts: Sequence[Account]) -> None:
-        """Store the running balances of accounts a batch changed."""
+    def write(self, batch: LedgerWrite) -> None:
+        """Store an encoded batch (one this kind of repository encoded)."""
         ...
 
     def all_accounts(self) -> list[Account]: ...

@@ -15,6 +15,7 @@ from synor_economics.domain.ledger import (
     Applied,
     Duplicate,
     Entry,
+    LedgerMachine,
     PostPending,
     Rejected,
     Reverse,
@@ -25,6 +26,7 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.domain.money import parse_synor
 from synor_economics.services.ledger import LedgerService, open_accounts
+from synor_economics.services.posting import AccountCache, encode, load_working_set
 from synor_economics.services.time import to_us
 
 SYNOR = 10**18
@@ -370,3 +372,27 @@ def test_accounts_opened_together_have_the_keys_storage_gave_them(ledger: Ledger
         stored = tx.ledger.accounts([s.id for s in specs])
     assert {a.spec.id: a.num for a in opened} == {i: a.num for i, a in stored.items()}
     assert len({a.num for a in opened}) == 60
+
+
+def test_a_batch_is_written_as_it_stood_when_encoded(ledger: LedgerService) -> None:
+    """The pipeline encodes a batch in a read transaction and writes it later from another
+    thread, while the next batch moves the same account objects on: what is written must be
+    the balances at encoding time."""
+    deposit(ledger, "dep", 100 * SYNOR)
+    uow = ledger.uow
+    with uow.read() as tx:
+        working = load_working_set(tx.ledger, [spend("buy", 30 * SYNOR)], AccountCache())
+        outcomes = LedgerMachine(working).apply_all([spend("buy", 30 * SYNOR)], 10**15)
+        batch = encode(tx.ledger, outcomes, working)
+    assert batch.transfers == 1
+    working.accounts["customer:acct_1:prepaid"].balance.credits_posted += 10**6 * SYNOR
+    with uow.write() as tx:
+        tx.ledger.write(batch)
+    assert balance(ledger, "customer:acct_1:prepaid") == 70 * SYNOR
+    assert ledger.transfer("buy").entries[0].amount == 30 * SYNOR
+    assert ledger.check().ok
+
+
+def test_a_batch_encoded_elsewhere_is_refused(ledger: LedgerService) -> None:
+    with ledger.uow.write() as tx, pytest.raises(TypeError, match="not a batch"):
+        tx.ledger.write(object())  # type: ignore[arg-type]

@@ -6,10 +6,16 @@ process). Done one after the other, a two-core machine keeps one core idle most 
 The pipeline splits them, as TigerBeetle splits prepare from commit:
 
 1. **prepare** (the caller's thread, one batch at a time): read what the batch needs, run the
-   machine on the in-memory state as it will be once every batch before it has committed, and
-   hand the result to the committer;
+   machine on the in-memory state as it will be once every batch before it has committed,
+   encode its rows in the store's own form, and hand them to the committer;
 2. **commit** (one committer thread, in order): in a write transaction, check that the ledger is
-   exactly where the batch was prepared against, store it, commit; then answer the caller.
+   exactly where the batch was prepared against, store the encoded rows, commit; then answer
+   the caller.
+
+The committer runs almost no Python: every row is built and serialised on the preparing side, so
+the committer needs the interpreter only to start its few statements, and the two threads stop
+taking it from each other (encoding on the commit side left SQLite at about 42k transfers/s on
+two cores; on the prepare side it reaches 55–70k).
 
 While the committer stores batch *n*, the next caller prepares batch *n + 1*. A caller still gets
 its outcomes only after its batch is durable, and a batch is still one transaction.
@@ -45,7 +51,7 @@ from synor_economics.domain.ledger import (
     accounts_named,
     referenced_id,
 )
-from synor_economics.ports import Clock, LedgerRepository, UnitOfWork
+from synor_economics.ports import Clock, LedgerRepository, LedgerWrite, UnitOfWork
 from synor_economics.services.time import to_us
 
 _MAX_RETRIES = 3
@@ -99,9 +105,8 @@ class _Batch:
     base: int
     """The ledger head (sequence) it was prepared against."""
     outcomes: list[Outcome]
-    applied: list[Applied]
-    balances: dict[str, Account]
-    """Copies of the touched accounts as this batch leaves them (later batches move on)."""
+    write: LedgerWrite
+    """What the committer stores, encoded while the batch before it was being written."""
     tip: tuple[int, int]
     """(sequence, timestamp) of the ledger once this batch is stored."""
     known: dict[str, TransferRecord]
@@ -138,10 +143,19 @@ def load_working_set(
     return WorkingSet(accounts, known, resolved, last_seq, last_ts)
 
 
+def encode(repo: LedgerRepository, outcomes: Sequence[Outcome], working: WorkingSet) -> LedgerWrite:
+    """What the machine applied, encoded for storage: the transfers with their entries, and
+    the balances of the accounts they touched as the batch leaves them."""
+    return repo.encode(
+        [o for o in outcomes if isinstance(o, Applied)],
+        working.accounts,
+        [working.accounts[name] for name in sorted(working.touched)],
+    )
+
+
 def store(repo: LedgerRepository, outcomes: Sequence[Outcome], working: WorkingSet) -> None:
-    """Write what the machine applied: the transfers with their entries, and the balances."""
-    repo.append([o for o in outcomes if isinstance(o, Applied)], working.accounts)
-    repo.save_balances([working.accounts[name] for name in sorted(working.touched)])
+    """Write what the machine applied, in the caller's write transaction."""
+    repo.write(encode(repo, outcomes, working))
 
 
 def apply_commands(
@@ -237,8 +251,9 @@ class PostingPipeline:
         now_us = to_us(self.clock.now())
         with self.uow.read() as tx:
             working = load_working_set(tx.ledger, commands, self._cache, flying)
-        base = working.last_seq
-        outcomes = LedgerMachine(working).apply_all(commands, now_us)
+            base = working.last_seq  # the machine moves it on
+            outcomes = LedgerMachine(working).apply_all(commands, now_us)
+            write = encode(tx.ledger, outcomes, working)
         applied = [o for o in outcomes if isinstance(o, Applied)]
         if flying and self._cache.full_after(len(working.accounts)):
             self._wait_for(flying)  # only an empty pipeline may forget in-flight balances
@@ -247,12 +262,7 @@ class PostingPipeline:
             epoch=self._epoch,
             base=base,
             outcomes=outcomes,
-            applied=applied,
-            balances={
-                name: Account(a.spec, a.num, a.balance.copy())
-                for name in working.touched
-                for a in (working.accounts[name],)
-            },
+            write=write,
             tip=(working.last_seq, working.last_ts_us),
             known={o.record.id: o.record for o in applied},
             resolved={ref for o in applied if (ref := o.record.ref) is not None},
@@ -322,5 +332,4 @@ class PostingPipeline:
             head = repo.head()[0]
             if head != batch.base:
                 raise StaleBatchError(f"prepared at sequence {batch.base}, ledger is at {head}")
-            repo.append(batch.applied, batch.balances)
-            repo.save_balances([batch.balances[name] for name in sorted(batch.balances)])
+            repo.write(batch.write)

@@ -39,6 +39,18 @@ class _State:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryWrite:
+    """A batch encoded for the in-memory store: the applied transfers and balance copies."""
+
+    applied: tuple[Applied, ...]
+    changed: tuple[Account, ...]
+
+    @property
+    def transfers(self) -> int:
+        return len(self.applied)
+
+
 class MemoryLedgerRepository:
     """Implements ``ports.LedgerRepository`` over a ``_State``."""
 
@@ -72,8 +84,21 @@ class MemoryLedgerRepository:
     def resolved(self, ids: Collection[str]) -> set[str]:
         return {i for i in ids if i in self.s.refs}
 
-    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
-        for item in applied:
+    def encode(
+        self,
+        applied: Sequence[Applied],
+        accounts: Mapping[str, Account],
+        changed: Sequence[Account],
+    ) -> MemoryWrite:
+        """The batch as it stands now: balances copied, since the caller's accounts move on."""
+        return MemoryWrite(
+            tuple(applied), tuple(Account(a.spec, a.num, a.balance.copy()) for a in changed)
+        )
+
+    def write(self, batch: object) -> None:
+        if not isinstance(batch, MemoryWrite):
+            raise TypeError(f"not a batch this repository encoded: {type(batch).__name__}")
+        for item in batch.applied:
             record, entries = item.record, item.entry_records()
             self.s.transfers[record.id] = record
             self.s.by_seq.append((record, entries))
@@ -81,9 +106,7 @@ class MemoryLedgerRepository:
                 self.s.refs.add(record.ref)
             for entry in entries:
                 self.s.by_account[entry.account].append(entry)
-
-    def save_balances(self, accounts: Sequence[Account]) -> None:
-        for account in accounts:
+        for account in batch.changed:
             self.s.balances[account.spec.id] = account.balance.copy()
 
     def all_accounts(self) -> list[Account]:

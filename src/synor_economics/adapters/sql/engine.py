@@ -26,7 +26,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # JIT compilation pays off for long analytical queries; for the ledger's short batched
+    # lookups it added ~30 ms of compiling to each (measured on the replay of a batch).
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={"options": "-c jit=off"})
 
 
 def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -189,6 +190,36 @@ _PG_SAVE_BALANCES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerRows:
+    """A batch encoded for this repository's dialect: row tuples for PostgreSQL's ``COPY``
+    (and array literals for the balance update), JSON documents for SQLite. ``None`` where the
+    batch has nothing for that table."""
+
+    transfers: int
+    transfer_rows: Any
+    entry_rows: Any
+    balance_rows: Any
+
+
+def _transfer_rows(
+    applied: Sequence[Applied], accounts: Mapping[str, Account]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The transfer rows and entry rows of applied transfers (entries name accounts by their
+    storage key)."""
+    nums = {account_id: account.num for account_id, account in accounts.items()}
+    transfers = [
+        (r.seq, r.id, r.kind.value, r.ref, r.ts_us, r.code, r.memo, r.fingerprint)
+        for r in (a.record for a in applied)
+    ]
+    entries = [
+        (r.seq, leg, nums[account], side, amount, r.kind is _PENDING, after)
+        for r, afters in applied
+        for leg, ((account, side, amount), after) in enumerate(zip(r.entries, afters, strict=True))
+    ]
+    return transfers, entries
+
+
 class SqlLedgerRepository:
     """Implements ``ports.LedgerRepository`` on one connection inside a transaction."""
 
@@ -288,58 +319,56 @@ class SqlLedgerRepository:
             found.update(self.conn.execute(query).scalars())
         return found
 
-    def append(self, applied: Sequence[Applied], accounts: Mapping[str, Account]) -> None:
-        """Insert a batch's transfers and entries through the driver directly.
-
-        This is the ledger's hot path: SQLAlchemy's per-row parameter processing costs more than
-        the database's own work here, so rows are built as tuples and handed to the driver
-        (``executemany`` on SQLite, ``COPY`` on PostgreSQL) on the transaction's own connection.
-        """
-        if not applied:
-            return
-        nums = {account_id: account.num for account_id, account in accounts.items()}
-        transfers = [
-            (r.seq, r.id, r.kind.value, r.ref, r.ts_us, r.code, r.memo, r.fingerprint)
-            for r in (a.record for a in applied)
-        ]
-        entries = [
-            (r.seq, leg, nums[account], side, amount, r.kind is _PENDING, after)
-            for r, afters in applied
-            for leg, ((account, side, amount), after) in enumerate(
-                zip(r.entries, afters, strict=True)
-            )
-        ]
-        driver = self._driver()
-        if self.conn.dialect.name == "postgresql":
-            _copy_rows(driver, "ledger_transfers", _TRANSFER_FIELDS, transfers)
-            _copy_rows(driver, "ledger_entries", _ENTRY_FIELDS, entries)
-            return
-        # One statement per table, the rows passed as one JSON array: SQLite then stores the
-        # whole batch in one call with the GIL released (executemany takes the GIL back after
-        # every row, which stalls against the thread preparing the next batch).
-        driver.execute(_SQLITE_INSERT_TRANSFERS, (_json(transfers),))
-        driver.execute(_SQLITE_INSERT_ENTRIES, (_json(entries),))
-
-    def save_balances(self, accounts: Sequence[Account]) -> None:
-        """Rewrite the running balances of the accounts a batch touched (driver-level, like
-        ``append``: thousands of accounts per batch when usage is spread across customers)."""
-        if not accounts:
-            return
-        rows = [
+    def encode(
+        self,
+        applied: Sequence[Applied],
+        accounts: Mapping[str, Account],
+        changed: Sequence[Account],
+    ) -> LedgerRows:
+        """A batch's rows, built as tuples for the driver itself (SQLAlchemy's per-row parameter
+        processing costs more than the database's own work here) and, on SQLite, already
+        serialised as the JSON arrays the insert statements read."""
+        transfers, entries = _transfer_rows(applied, accounts)
+        balances = [
             (b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending, a.num)
-            for a in accounts
+            for a in changed
             for b in (a.balance,)
         ]
+        if self._dialect == "postgresql":
+            # Each balance column is sent as one array literal ("{1,2,3}"): psycopg adapts a
+            # list element by element, which cost more than the update itself.
+            columns = [pg_array_literal(column) for column in zip(*balances, strict=True)]
+            return LedgerRows(len(transfers), transfers, entries, columns if balances else None)
+        return LedgerRows(
+            len(transfers),
+            _json(transfers) if transfers else None,
+            _json(entries) if entries else None,
+            _json(balances) if balances else None,
+        )
+
+    def write(self, batch: object) -> None:
+        """Insert the transfers and entries, then rewrite the touched accounts' balances, each
+        table in one statement on the transaction's own driver connection (the ledger's hot
+        path): ``COPY`` on PostgreSQL, one JSON array per table on SQLite, which then stores
+        the whole table's rows in one call with the interpreter released (``executemany`` takes
+        it back after every row, which stalls against the thread preparing the next batch)."""
+        if not isinstance(batch, LedgerRows):
+            raise TypeError(f"not a batch this repository encoded: {type(batch).__name__}")
         driver = self._driver()
         if self._dialect == "postgresql":
-            # One statement for the whole batch: arrays unnested into a join, instead of one
-            # UPDATE per account. Each array is sent as one literal ("{1,2,3}"): psycopg adapts
-            # a list element by element, which cost more than the update itself.
-            columns = [pg_array_literal(column) for column in zip(*rows, strict=True)]
-            with driver.cursor() as cursor:
-                cursor.execute(_PG_SAVE_BALANCES, columns)
+            if batch.transfer_rows is not None:
+                _copy_rows(driver, "ledger_transfers", _TRANSFER_FIELDS, batch.transfer_rows)
+                _copy_rows(driver, "ledger_entries", _ENTRY_FIELDS, batch.entry_rows)
+            if batch.balance_rows is not None:
+                with driver.cursor() as cursor:
+                    cursor.execute(_PG_SAVE_BALANCES, batch.balance_rows)
             return
-        driver.execute(_SQLITE_SAVE_BALANCES, (_json(rows),))
+        if batch.transfer_rows is not None:
+            driver.execute(_SQLITE_INSERT_TRANSFERS, (batch.transfer_rows,))
+        if batch.entry_rows is not None:
+            driver.execute(_SQLITE_INSERT_ENTRIES, (batch.entry_rows,))
+        if batch.balance_rows is not None:
+            driver.execute(_SQLITE_SAVE_BALANCES, (batch.balance_rows,))
 
     # -- reading ---------------------------------------------------------------------------
 
