@@ -79,6 +79,7 @@ ROUTES = {
     "/v1/invoices/{number}",
     "/v1/invoices/{number}/pdf",
     "/v1/invoices/{number}/html",
+    "/v1/invoices/{number}/csv",
     "/v1/invoices/{number}/payments",
     "/v1/invoices/{number}/void",
     "/v1/invoices/{number}/credit-notes",

@@ -1,11 +1,14 @@
 """Billing through the HTTP API and the CLI on the embedded default: usage in, a period closed,
-invoices out as JSON, HTML and PDF, payments and deposits once per reference, standing."""
+invoices out as JSON, HTML, PDF and CSV, payments and deposits once per reference, standing."""
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,19 @@ def cpu(event_id: str, account: str, core_seconds: str) -> dict[str, str]:
         "quantity": core_seconds,
         "ts": "2026-11-10T00:00:00Z",
     }
+
+
+def csv_totals(text: str) -> dict[str, Decimal]:
+    """Check that an invoice's CSV adds up, as a spreadsheet would; return its totals."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    totals = {r["item"]: Decimal(r["amount_synor"]) for r in rows if r["kind"] == "total"}
+    body = sum(Decimal(r["amount_synor"]) for r in rows if r["kind"] not in ("total", "credit"))
+    credits = sum(Decimal(r["amount_synor"]) for r in rows if r["kind"] == "credit")
+    assert body == totals["subtotal"]
+    assert credits == totals["credits_applied"]
+    due = totals["subtotal"] - totals["credits_applied"] - totals["prepaid_applied"]
+    assert due == totals["total_due"]
+    return totals
 
 
 def test_a_month_billed_over_http(api: TestClient, clock: FixedClock) -> None:
@@ -107,6 +123,12 @@ def test_a_month_billed_over_http(api: TestClient, clock: FixedClock) -> None:
     pdf = api.get("/v1/invoices/SYN-2026-000001/pdf")
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
+    sheet = api.get("/v1/invoices/SYN-2026-000001/csv")
+    assert sheet.headers["content-type"].startswith("text/csv")
+    assert sheet.text.startswith("number,item,kind,quantity,unit,unit_price,amount_synor")
+    assert "SYN-2026-000001,compute.cpu,usage,200,core-hour,0.02,4,1.00" in sheet.text
+    totals = csv_totals(sheet.text)
+    assert (totals["subtotal"], totals["total_due"]) == (Decimal("3.6"), Decimal(2))
 
     assert api.get("/v1/accounts/acct_a/standing").json()["status"] == "good"
     clock.advance(timedelta(days=11))
@@ -221,6 +243,8 @@ def test_every_billing_command_end_to_end(cli: Cli) -> None:
     invoice = cli.json("invoice", "show", first, **env)
     assert invoice["subtotal_synor"] == "1.825"
     assert invoice["total_due_synor"] == "1.575"
+    sheet = csv_totals(cli.ok("invoice", "show", first, "--csv", **env))
+    assert (sheet["subtotal"], sheet["total_due"]) == (Decimal("1.825"), Decimal("1.575"))
     cli.ok("invoice", "void", first, "--reason", "wrong downtime", **env)
     second = cli.json("billing", "close", "--period", label, **env)["first"]
     assert second != first

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +23,7 @@ from synor_economics.services import billing_documents, documents, usage_documen
 from synor_economics.services.billing import BillingError, InvoiceNotFoundError
 from synor_economics.services.billing_documents import estimate_document, simulation_document
 from synor_economics.services.estimate import estimate, read_estimate_file
+from synor_economics.services.invoice_render import invoice_csv as invoice_csv_text
 from synor_economics.services.invoice_render import invoice_html as invoice_page
 from synor_economics.services.invoice_render import invoice_pdf as invoice_pdf_bytes
 from synor_economics.services.replacement import ReplacementError
@@ -236,6 +237,12 @@ def _invoice_routes(app: FastAPI, system: System) -> None:
     def invoice_pdf(number: str) -> Response:
         content = invoice_pdf_bytes(billing_documents.document_of(billing.invoice(number)))
         return Response(content, media_type="application/pdf")
+
+    @app.get("/v1/invoices/{number}/csv", tags=["billing"], response_class=PlainTextResponse)
+    def invoice_csv(number: str) -> PlainTextResponse:
+        """The invoice as CSV: lines, adjustments, credits used and totals, one row each."""
+        content = invoice_csv_text(billing_documents.document_of(billing.invoice(number)))
+        return PlainTextResponse(content, media_type="text/csv")
 
     @app.get("/v1/invoices/{number}/html", tags=["billing"], response_class=HTMLResponse)
     def invoice_html(number: str) -> HTMLResponse:

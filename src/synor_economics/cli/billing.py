@@ -219,30 +219,9 @@ def show(
         print_json(document)
         return
     if as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["number", "line", "quantity", "unit", "amount_synor", "amount_usd"])
-        for line in document["lines"]:
-            writer.writerow(
-                [
-                    number,
-                    line["resource"],
-                    line["quantity"],
-                    line["unit"],
-                    line["amount_synor"],
-                    line["amount_usd"] or "",
-                ]
-            )
-        for item in document["adjustments"]:
-            writer.writerow(
-                [
-                    number,
-                    f"{item['kind']}:{item['source']}",
-                    "",
-                    "",
-                    item["amount_synor"],
-                    item["amount_usd"] or "",
-                ]
-            )
+        from synor_economics.services.invoice_render import invoice_csv
+
+        sys.stdout.write(invoice_csv(document))
         return
     title = (
         f"{number} · {document['account']} · {document['period']['label']} · "
