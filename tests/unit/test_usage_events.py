@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain.usage import EventError, UsageEvent, parse_event
+from synor_economics.domain.usage import EventError, UsageEvent, _checked_event, parse_event
 from synor_economics.services.time import to_us
 
 RESOURCES = load_default_catalog().resources
@@ -109,3 +109,75 @@ def test_equal_bodies_written_differently_share_a_fingerprint() -> None:
 @given(st.decimals(-(10**29), 10**29, places=18, allow_nan=False, allow_infinity=False))
 def test_any_plain_decimal_round_trips_exactly(value: Decimal) -> None:
     assert parse(quantity=format(value, "f")).quantity == value
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return call()
+    except EventError as error:
+        return ("error", error.field, error.reason)
+
+
+_TEXT = st.one_of(
+    st.sampled_from(["evt_1", "acct_42", "vm 17", "", "x" * 201, "node/7:a-b.c", "é"]),
+    st.text(min_size=0, max_size=12),
+    st.integers(),
+    st.none(),
+)
+_QUANTITIES = st.one_of(
+    st.sampled_from(["7200", "7200.50", "007", "-5", "-0", "0", "1e3", " 1", "1.", ".5"]),
+    st.decimals(-(10**31), 10**31, places=19, allow_nan=False, allow_infinity=False).map(str),
+    st.integers(),
+    st.floats(allow_nan=False),
+)
+_TIMES = st.one_of(
+    st.sampled_from([
+        "2026-11-03T10:00:00Z", "2026-11-03t10:00:00z", "2026-11-03T10:00:00.5Z",
+        "2026-11-03T10:00:00.123456+00:00", "2026-11-03T10:00:00.1234567Z",
+        "2026-11-03 10:00:00Z", "2026-02-30T10:00:00Z", "2026-11-03T24:00:00Z",
+        "2026-11-20T12:05:00Z", "2026-11-20T12:05:00.000001Z", "2026-10-16T12:00:00Z",
+        "2026-10-16T11:59:59.999999Z", "2026-11-03T10:00:00+01:00", "2026-11-03T10:00:60Z",
+    ]),
+    st.datetimes(datetime(2026, 9, 1), datetime(2027, 1, 1)).map(
+        lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ),
+)  # fmt: skip
+
+
+_PLAIN = st.fixed_dictionaries(
+    {
+        "id": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,30}", fullmatch=True),
+        "account": st.from_regex(r"[!-~]{1,30}", fullmatch=True),
+        "resource": st.sampled_from(["compute.cpu", "storage.deal", "network.egress"]),
+        "quantity": st.decimals(0, 10**12, places=6, allow_nan=False).map(lambda d: f"{d:f}"),
+        "ts": st.datetimes(datetime(2026, 10, 15), datetime(2026, 11, 21)).map(
+            lambda moment: (
+                moment.strftime("%Y-%m-%dT%H:%M:%S")
+                + moment.strftime(".%f")[: moment.microsecond % 7 + 1] * (moment.microsecond % 2)
+                + ("Z" if moment.second % 2 else "+00:00")
+            )
+        ),
+    },
+    optional={"subject": st.from_regex(r"[!-~]{1,20}", fullmatch=True), "operator": _TEXT},
+)
+_FIELDS = ["id", "account", "quantity", "ts", "subject", "operator", "meta", "resource", "x"]
+_ODD = st.dictionaries(
+    st.sampled_from(_FIELDS),
+    st.one_of(_TEXT, _QUANTITIES, _TIMES, st.just({"a": 1}), st.just({"a": 1.5})),
+    max_size=2,
+)  # fmt: skip
+
+
+@given(_PLAIN, _ODD)
+def test_the_fast_path_gives_the_careful_paths_answer(
+    plain: dict[str, Any], odd: dict[str, Any]
+) -> None:
+    """``parse_event`` takes plain events on a fast path; whatever it answers (an event or the
+    first thing wrong) must be what the field-by-field reference answers."""
+    body = {**plain, **odd}
+    fast = _outcome(lambda: parse_event(body, RESOURCES, NOW_US))
+    careful = _outcome(lambda: _checked_event(body, RESOURCES, NOW_US))
+    assert fast == careful
+    assert _outcome(lambda: parse_event(body, RESOURCES, None)) == _outcome(
+        lambda: _checked_event(body, RESOURCES, None)
+    )

@@ -9,12 +9,12 @@ decimals) and upserted, which is safe because writers are serialised.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import psycopg
 from sqlalchemy import (
     ARRAY,
@@ -69,6 +69,10 @@ _EVENT_FIELDS = (
 )
 
 
+_json = msgspec.json.Encoder().encode
+"""Keys for SQLite's ``json_each`` lookups (several times faster than the standard library's)."""
+
+
 class SqlUsageRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -90,7 +94,7 @@ class SqlUsageRepository:
             sql = f"SELECT {listed} FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
             typed = text(sql).columns(*table.c)
             for chunk in chunks(keys, _KEYS_PER_LOOKUP):
-                yield from self.conn.execute(typed, {"keys": json.dumps(chunk)})
+                yield from self.conn.execute(typed, {"keys": _json(chunk)})
             return
         arrays = [list(values) for values in zip(*keys, strict=True)]
         wanted = select(
@@ -169,6 +173,7 @@ class SqlUsageRepository:
             c.account == account,
             c.resource == resource,
             c.subject == subject,
+            c.subject != "",  # says the partial gauge index applies (a gauge has a subject)
             c.superseded_by.is_(None),
         )
         before = self.conn.execute(
@@ -251,11 +256,15 @@ class SqlUsageRepository:
             with driver.cursor() as cursor:
                 cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             return
-        placeholders = ", ".join("?" * len(names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
-        driver.executemany(
+        values = ", ".join(f"value->>{i}" for i in range(len(names)))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {values} FROM json_each(?) WHERE true {conflict}"  # noqa: S608, E501
+        driver.execute(
             sql,
-            [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in row) for row in rows],
+            (
+                _json(
+                    [[format(v, "f") if isinstance(v, Decimal) else v for v in row] for row in rows]
+                ),
+            ),
         )
 
     # -- replacements ------------------------------------------------------------------------
