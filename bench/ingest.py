@@ -36,7 +36,7 @@ import httpx
 
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
-from synor_economics.services.usage_input import read_events
+from synor_economics.services.usage_input import Chunk, read_events
 
 RESOURCES = ("compute.cpu", "compute.memory", "database.queries", "hosting.bandwidth")
 
@@ -58,13 +58,19 @@ def make_events(count: int, accounts: int, seed: int = 5) -> list[dict[str, Any]
     ]
 
 
+def _events(chunk: Chunk) -> list[Any]:
+    return chunk.events
+
+
 def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, int]]:
     system = build(Settings(data_dir=data_dir))
+    system.tune()  # as `synor usage ingest` does
     counts: dict[str, int] = {}
     started = time.perf_counter()
     total = 0
-    for chunk in read_events(path, "ndjson", batch):
-        for outcome in system.usage.ingest(chunk.events, source="file"):
+    chunks = read_events(path, "ndjson", batch)
+    for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=_events):
+        for outcome in outcomes:
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
         total += len(chunk.events)
     elapsed = time.perf_counter() - started

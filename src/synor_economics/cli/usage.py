@@ -21,6 +21,7 @@ from synor_economics.services import usage_documents
 from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.usage import PeriodError
 from synor_economics.services.usage_input import (
+    Chunk,
     InputError,
     file_format,
     file_size,
@@ -58,6 +59,7 @@ def ingest(
     except InputError as error:
         raise typer.BadParameter(str(error), param_hint="--format") from None
     system = system_of(ctx)
+    system.tune()  # a long run of short-lived objects: see bootstrap.tune_for_throughput
     counts: Counter[EventStatus] = Counter()
     problems: list[EventOutcome] = []
     seen = 0
@@ -72,8 +74,9 @@ def ingest(
     with progress:
         task = progress.add_task(file.name, total=total, events=0)
         try:
-            for chunk in read_events(file, kind, batch):
-                for outcome in system.usage.ingest(chunk.events, source="file"):
+            chunks = read_events(file, kind, batch)
+            for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=_events):
+                for outcome in outcomes:
                     counts[outcome.status] += 1
                     if outcome.reason and len(problems) < _SHOWN_PROBLEMS:
                         problems.append(_shifted(outcome, seen))
@@ -88,6 +91,10 @@ def ingest(
     _report(counts, problems, as_json=as_json)
     if counts[EventStatus.REJECTED] or counts[EventStatus.CONFLICT]:
         raise typer.Exit(1)
+
+
+def _events(chunk: Chunk) -> list[Any]:
+    return chunk.events
 
 
 def _file_kind(file: Path, fmt: str | None) -> str:

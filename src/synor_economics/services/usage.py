@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import TypeVar
 
 from synor_economics.domain.catalog import Catalog, MeterKind, Resource
 from synor_economics.domain.meters import (
@@ -54,6 +56,8 @@ _RACE_RETRIES = 5
 
 _MAX_BODY = 65_536
 """Longest dead-letter body kept, in characters (a rejected event is kept whole up to this)."""
+
+_B = TypeVar("_B")
 
 _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 
@@ -108,6 +112,33 @@ class UsageService:
     def ingest(self, raws: Sequence[object], *, source: str) -> list[EventOutcome]:
         """Validate, deduplicate and count a batch; one outcome per event, in order. Good
         events are kept even when others in the batch are bad."""
+        return self._store(self._screen(raws, source))
+
+    def ingest_all(
+        self, batches: Iterable[_B], *, source: str, events: Callable[[_B], Sequence[object]]
+    ) -> Iterator[tuple[_B, list[EventOutcome]]]:
+        """Ingest batch after batch (a file's chunks), each in its own transaction, yielding
+        each with its outcomes once it is durable.
+
+        The next batch is read and validated on a helper thread while the current one is
+        stored: storing is largely the database's work, done with the interpreter released,
+        so the two overlap on two cores. ``events`` gives a batch's raw events. Reading or
+        validation errors surface here, after the batches before them are stored."""
+        source_batches = iter(batches)
+
+        def screen_next() -> tuple[_B, _Screened] | None:
+            batch = next(source_batches, None)
+            return None if batch is None else (batch, self._screen(events(batch), source))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-screen") as helper:
+            upcoming = helper.submit(screen_next)
+            while (ready := upcoming.result()) is not None:
+                upcoming = helper.submit(screen_next)
+                batch, screened = ready
+                yield batch, self._store(screened)
+
+    def _screen(self, raws: Sequence[object], source: str) -> _Screened:
+        """Validation, which needs no database: the valid events and the rejections."""
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
         intake = Intake(source, to_us(self.clock.now()))
@@ -117,18 +148,30 @@ class UsageService:
                 valid.append((index, parse_event(raw, self.catalog.resources, intake.now_us), raw))
             except EventError as error:
                 intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
+        return _Screened(intake, valid, len(raws))
+
+    def _store(self, screened: _Screened) -> list[EventOutcome]:
+        """Dedup and count in one write transaction (tried again if it raced another writer);
+        one outcome per event, in order."""
+        intake, valid = screened.intake, screened.valid
         for attempt in range(_RACE_RETRIES):
             try:
                 with self.uow.write() as tx:
                     fresh = dedup(tx.usage, valid, intake)
-                    _count(tx.usage, fresh, self.catalog, received_us=intake.now_us, source=source)
+                    _count(
+                        tx.usage,
+                        fresh,
+                        self.catalog,
+                        received_us=intake.now_us,
+                        source=intake.source,
+                    )
                     tx.usage.add_rejections(intake.letters)
                 break
             except ConcurrentWriteError:
                 if attempt == _RACE_RETRIES - 1:
                     raise
                 intake.forget_dedup()  # the next try looks the keys up again
-        return [intake.outcomes[index] for index in range(len(raws))]
+        return [intake.outcomes[index] for index in range(screened.size)]
 
     def period_usage(self, account: str, period: str) -> PeriodUsage:
         """An account's usage in a month, counted up to now (or to the month's end)."""
@@ -207,6 +250,15 @@ def add_to(
 ) -> None:
     quantity_before, count_before = totals.get(key, (Decimal(0), 0))
     totals[key] = (EXACT.add(quantity_before, quantity), count_before + n)
+
+
+@dataclass(frozen=True, slots=True)
+class _Screened:
+    """A batch after validation, before storage."""
+
+    intake: Intake
+    valid: list[tuple[int, UsageEvent, object]]
+    size: int
 
 
 @dataclass

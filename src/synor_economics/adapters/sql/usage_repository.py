@@ -73,44 +73,74 @@ _json = msgspec.json.Encoder().encode
 """Keys for SQLite's ``json_each`` lookups (several times faster than the standard library's)."""
 
 
+def _first(keys: Collection[EventKey]) -> list[tuple[str, str, int]]:
+    """Event keys in generation 0, the events as they arrived."""
+    return [(account, event_id, 0) for account, event_id in keys]
+
+
 class SqlUsageRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._postgres = conn.dialect.name == "postgresql"
 
     def _rows_by_key(
-        self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
+        self,
+        table: Table,
+        key: Sequence[str],
+        keys: Collection[tuple[Any, ...]],
+        wanted: Sequence[str] | None = None,
     ) -> Iterator[Any]:
-        """The rows of ``table`` whose ``key`` columns match one of ``keys``."""
+        """The rows of ``table`` whose ``key`` columns match one of ``keys``: the ``wanted``
+        columns only (every column if None)."""
         if not keys:
             return
         columns = [table.c[name] for name in key]
+        chosen = [table.c[name] for name in wanted] if wanted is not None else list(table.c)
         if not self._postgres:
             # One JSON array of keys joined to the table: SQLite walks the array and probes the
             # key's index once per element (a row-value IN list would scan the table instead).
             on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
-            listed = ", ".join(f"t.{column.name}" for column in table.c)  # named, not t.*:
+            listed = ", ".join(f"t.{column.name}" for column in chosen)  # named, not t.*:
             # a table rebuilt by a migration may hold its columns in another order
             sql = f"SELECT {listed} FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
-            typed = text(sql).columns(*table.c)
+            typed = text(sql).columns(*chosen)
             for chunk in chunks(keys, _KEYS_PER_LOOKUP):
                 yield from self.conn.execute(typed, {"keys": _json(chunk)})
             return
         arrays = [list(values) for values in zip(*keys, strict=True)]
-        wanted = select(
+        found = select(
             *(
                 func.unnest(bindparam(f"k{i}", values, type_=ARRAY(column.type))).label(name)
                 for i, (values, column, name) in enumerate(zip(arrays, columns, key, strict=True))
             )
         ).subquery("wanted")
-        joined = select(table).join(
-            wanted,
-            and_(*(column == wanted.c[name] for column, name in zip(columns, key, strict=True))),
+        joined = select(*chosen).join(
+            found,
+            and_(*(column == found.c[name] for column, name in zip(columns, key, strict=True))),
         )
         yield from self.conn.execute(joined)
 
+    def _sqlite_lookup(
+        self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]], wanted: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """``_rows_by_key`` on SQLite for the ingest hot path: plain tuples of the ``wanted``
+        columns (a comma-separated list of this module's constants) straight from the driver,
+        without SQLAlchemy's per-row result processing, which cost more than the lookup."""
+        on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
+        sql = f"SELECT {wanted} FROM json_each(?) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
+        driver = driver_of(self.conn)
+        for chunk in chunks(keys, _KEYS_PER_LOOKUP):
+            yield from driver.execute(sql, (_json(chunk),))
+
     def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
-        rows = self._rows_by_key(usage_events, ("account", "event_id"), keys)
+        if not self._postgres:
+            wanted = "t.account, t.event_id, t.fingerprint"
+            key = ("account", "event_id")
+            # generation 0 only: the events as they arrived (a replacement's are apart)
+            found = self._sqlite_lookup(usage_events, (*key, "generation"), _first(keys), wanted)
+            return {(account, event_id): digest for account, event_id, digest in found}
+        wanted_columns = ("account", "event_id", "fingerprint", "generation")
+        rows = self._rows_by_key(usage_events, ("account", "event_id"), keys, wanted_columns)
         return {(r.account, r.event_id): r.fingerprint for r in rows if r.generation == 0}
 
     def add_events(
@@ -204,14 +234,20 @@ class SqlUsageRepository:
         # SQLite's arithmetic on TEXT numbers would go through floats: add in Python instead
         # (SQLite has one writer at a time, so nothing changes between the read and the write).
         keys = ("account", "resource", "hour_us")
+        wanted = "t.account, t.resource, t.hour_us, t.quantity, t.events"
         stored = {
-            (r.account, r.resource, r.hour_us): (r.quantity, r.events)
-            for r in self._rows_by_key(usage_hourly, keys, deltas.keys())
+            (a, r, h): (quantity, events)
+            for a, r, h, quantity, events in self._sqlite_lookup(
+                usage_hourly, keys, deltas.keys(), wanted
+            )
         }
         rows = []
         for (a, r, h), (quantity, events) in deltas.items():
-            before, counted = stored.get((a, r, h), (Decimal(0), 0))
-            rows.append((a, r, h, EXACT.add(before, quantity), counted + events))
+            found = stored.get((a, r, h))
+            if found is None:
+                rows.append((a, r, h, quantity, events))
+            else:
+                rows.append((a, r, h, EXACT.add(Decimal(found[0]), quantity), found[1] + events))
         self._replace(usage_hourly, keys, rows)
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
