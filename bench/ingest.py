@@ -185,7 +185,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--http-events", type=int, default=100_000)
     parser.add_argument("--stream-events", type=int, default=100_000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

@@ -46,7 +46,9 @@ def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="NDJSON, CSV or Parquet file of usage events.")],
     fmt: FormatOption = None,
-    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per transaction.")] = 5000,
+    batch: Annotated[
+        int, typer.Option(min=1, max=200_000, help="Events per transaction (bounds memory).")
+    ] = 50_000,
     as_json: JsonFlag = False,
 ) -> None:
     """Backfill events from a file: validated, deduplicated and counted like any other event.

@@ -292,15 +292,11 @@ class SqlUsageRepository:
             with driver.cursor() as cursor:
                 cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             return
-        values = ", ".join(f"value->>{i}" for i in range(len(names)))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {values} FROM json_each(?) WHERE true {conflict}"  # noqa: S608, E501
-        driver.execute(
+        placeholders = ", ".join("?" * len(names))
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
+        driver.executemany(
             sql,
-            (
-                _json(
-                    [[format(v, "f") if isinstance(v, Decimal) else v for v in row] for row in rows]
-                ),
-            ),
+            [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in row) for row in rows],
         )
 
     # -- replacements ------------------------------------------------------------------------
