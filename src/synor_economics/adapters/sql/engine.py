@@ -11,11 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from synor_economics.domain.meters import EXACT
 
 WRITE_OPTION = "synor_write"
 """Execution option marking a connection whose transaction will write."""
@@ -46,6 +49,7 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: hot index pages stay in memory
         cursor.close()
+        dbapi_connection.create_function("synor_exact_add", 2, exact_add, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -53,6 +57,13 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+def exact_add(left: str, right: str) -> str:
+    """Two decimals stored as TEXT, added exactly (SQLite's own ``+`` goes through floats);
+    registered on every SQLite connection as ``synor_exact_add`` for additive upserts."""
+    total = EXACT.add(Decimal(left), Decimal(right))
+    return format(total, "f")
 
 
 @contextmanager

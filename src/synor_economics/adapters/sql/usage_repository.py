@@ -219,36 +219,19 @@ class SqlUsageRepository:
         return previous, after
 
     def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+        """Add to the rollups in one upsert, exactly: PostgreSQL adds NUMERIC itself; on SQLite,
+        whose ``+`` on TEXT numbers goes through floats, ``synor_exact_add`` (engine.py) adds
+        the decimals in Python, called only for the hours that already have a row (reading
+        those rows first cost more than the upsert). Sorted, so writers side by side lock the
+        rows they share in the same order."""
         if not deltas:
             return
-        if self._postgres:
-            # Added up by the database, exactly (NUMERIC), in one statement.
-            # Sorted, so writers side by side lock the rows they share in the same order.
-            self._replace(
-                usage_hourly,
-                ("account", "resource", "hour_us"),
-                [(a, r, h, q, n) for (a, r, h), (q, n) in sorted(deltas.items())],
-                additive=True,
-            )
-            return
-        # SQLite's arithmetic on TEXT numbers would go through floats: add in Python instead
-        # (SQLite has one writer at a time, so nothing changes between the read and the write).
-        keys = ("account", "resource", "hour_us")
-        wanted = "t.account, t.resource, t.hour_us, t.quantity, t.events"
-        stored = {
-            (a, r, h): (quantity, events)
-            for a, r, h, quantity, events in self._sqlite_lookup(
-                usage_hourly, keys, deltas.keys(), wanted
-            )
-        }
-        rows = []
-        for (a, r, h), (quantity, events) in deltas.items():
-            found = stored.get((a, r, h))
-            if found is None:
-                rows.append((a, r, h, quantity, events))
-            else:
-                rows.append((a, r, h, EXACT.add(Decimal(found[0]), quantity), found[1] + events))
-        self._replace(usage_hourly, keys, rows)
+        self._replace(
+            usage_hourly,
+            ("account", "resource", "hour_us"),
+            [(a, r, h, q, n) for (a, r, h), (q, n) in sorted(deltas.items())],
+            additive=True,
+        )
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:
         rows = self._rows_by_key(usage_gauges, ("account", "resource", "subject"), keys)
@@ -276,8 +259,13 @@ class SqlUsageRepository:
         ``rows`` are in the table's column order; table and column names are this module's
         constants, never input."""
         names = [column.name for column in table.c]
+        exact = {"quantity", "level"}  # TEXT on SQLite: added by the exact function
         updates = ", ".join(
-            f"{name} = {table.name}.{name} + excluded.{name}"
+            (
+                f"{name} = synor_exact_add({table.name}.{name}, excluded.{name})"
+                if name in exact and not self._postgres
+                else f"{name} = {table.name}.{name} + excluded.{name}"
+            )
             if additive
             else f"{name} = excluded.{name}"
             for name in names
