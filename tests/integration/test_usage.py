@@ -99,6 +99,23 @@ def test_replays_count_once_and_conflicts_keep_the_first_copy(usage: UsageServic
     assert statuses(other) == ["accepted"]
 
 
+def test_accounts_with_quotes_braces_and_commas_dedup_and_roll_up(usage: UsageService) -> None:
+    """Keys travel to the database as JSON (SQLite) or array literals (PostgreSQL): characters
+    that mean something there must arrive as they are."""
+    odd = "a\"b\\c{d},e'NULL"
+    first = usage.ingest(
+        [event("e1", account=odd), event("e1", account="NULL"), event("e2", account=odd)],
+        source="http",
+    )
+    again = usage.ingest(
+        [event("e1", account=odd), event("e1", account=odd, quantity="1")], source="http"
+    )
+    assert statuses(first) == ["accepted", "accepted", "accepted"]
+    assert statuses(again) == ["duplicate", "conflict"]
+    totals = {r.resource.id: r.raw for r in usage.period_usage(odd, "2026-11").resources}
+    assert totals == {"compute.cpu": Decimal(14400)}
+
+
 def test_counter_totals_are_exact_over_many_events(usage: UsageService) -> None:
     rng = random.Random(3)
     quantities = [

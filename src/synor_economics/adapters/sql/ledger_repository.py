@@ -8,7 +8,7 @@ Writes are batched: one multi-row INSERT per table per batch (executemany on SQL
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from synor_economics.adapters.sql.bulk import chunks, driver_of
+from synor_economics.adapters.sql.bulk import chunks, driver_of, pg_array_literal
 from synor_economics.adapters.sql.tables import ledger_accounts, ledger_entries, ledger_transfers
 from synor_economics.domain.ledger import (
     Account,
@@ -55,21 +55,6 @@ def _among(column: ColumnElement[Any], values: list[Any], dialect: str) -> Colum
     if dialect == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
-
-
-def pg_array_literal(values: Iterable[object]) -> str:
-    """A PostgreSQL array literal (``{"a","b"}``, ``{1,2}``) sent as one text parameter: psycopg
-    adapts a Python list element by element, which for thousands of big numbers costs more than
-    the statement they feed. Strings are
-    double-quoted with ``"`` and ``\\`` escaped, so no value can break out of its element."""
-    parts = []
-    for value in values:
-        if isinstance(value, str):
-            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-            parts.append(f'"{escaped}"')
-        else:
-            parts.append(str(int(value)))  # type: ignore[call-overload]
-    return "{" + ",".join(parts) + "}"
 
 
 def _chunks(ids: Collection[_T]) -> Iterator[list[_T]]:

@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from synor_economics.adapters.sql.bulk import chunks, driver_of
+from synor_economics.adapters.sql.bulk import chunks, driver_of, pg_array_literal
 from synor_economics.adapters.sql.tables import (
     usage_events,
     usage_gauges,
@@ -71,6 +71,14 @@ _EVENT_FIELDS = (
 
 _json = msgspec.json.Encoder().encode
 """Keys for SQLite's ``json_each`` lookups (several times faster than the standard library's)."""
+
+
+_PG_FINGERPRINTS = (
+    "SELECT t.account, t.event_id, t.fingerprint FROM unnest(%s::text[], %s::text[]) AS k(a, i) "
+    "JOIN usage_events AS t ON t.account = k.a AND t.event_id = k.i AND t.generation = 0"
+)
+"""The ingest hot path's lookup on PostgreSQL, through the driver: keys as two array literals
+(one parameter each), plain tuples back."""
 
 
 def _first(keys: Collection[EventKey]) -> list[tuple[str, str, int]]:
@@ -137,11 +145,17 @@ class SqlUsageRepository:
             wanted = "t.account, t.event_id, t.fingerprint"
             key = ("account", "event_id")
             # generation 0 only: the events as they arrived (a replacement's are apart)
-            found = self._sqlite_lookup(usage_events, (*key, "generation"), _first(keys), wanted)
-            return {(account, event_id): digest for account, event_id, digest in found}
-        wanted_columns = ("account", "event_id", "fingerprint", "generation")
-        rows = self._rows_by_key(usage_events, ("account", "event_id"), keys, wanted_columns)
-        return {(r.account, r.event_id): r.fingerprint for r in rows if r.generation == 0}
+            rows = self._sqlite_lookup(usage_events, (*key, "generation"), _first(keys), wanted)
+            return {(account, event_id): digest for account, event_id, digest in rows}
+        found: dict[EventKey, str] = {}
+        with driver_of(self.conn).cursor() as cursor:
+            for chunk in chunks(keys, _KEYS_PER_LOOKUP):
+                accounts, ids = zip(*chunk, strict=True)
+                cursor.execute(
+                    _PG_FINGERPRINTS, (pg_array_literal(accounts), pg_array_literal(ids))
+                )
+                found.update(((account, event_id), digest) for account, event_id, digest in cursor)
+        return found
 
     def add_events(
         self, events: Sequence[UsageEvent], *, received_us: int, source: str, generation: int = 0
@@ -278,7 +292,8 @@ class SqlUsageRepository:
             arrays = ", ".join(f"%s::{c.type.compile(dialect=dialect)}[]" for c in table.c)
             sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) {conflict}"  # noqa: S608, E501
             with driver.cursor() as cursor:
-                cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+                # each column one array literal: psycopg adapts a list element by element
+                cursor.execute(sql, [pg_array_literal(col) for col in zip(*rows, strict=True)])
             return
         placeholders = ", ".join("?" * len(names))
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
