@@ -21,7 +21,7 @@ from synor_economics.adapters.stream.redis_stream import RedisEventStream
 from synor_economics.catalog import load_default_catalog
 from synor_economics.ports import EventStream
 from synor_economics.services.stream_ingest import OutageError, StreamWorker, WorkerOptions
-from synor_economics.services.usage import UsageService
+from synor_economics.services.usage import Screened, UsageService
 from tests.conftest import migrated_engine
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -107,6 +107,26 @@ def test_the_worker_counts_each_event_once_whatever_is_replayed(
     assert reasons == {("event", "stream"), ("colour", "stream")}
 
 
+def test_a_worker_stopped_mid_stream_stores_the_batch_it_read_ahead(
+    stream: EventStream, usage: UsageService
+) -> None:
+    """While a batch is stored the next is read ahead; stopping then must not strand it as
+    this consumer's pending entries: it is stored and acknowledged before the worker ends."""
+    stream.publish([payload(f"e{i}") for i in range(50)])
+    stop = threading.Event()
+    worker = StreamWorker(
+        stream, usage, consumer="w", options=WorkerOptions(batch=10, claim_every_s=3600)
+    )
+    stats = worker.run(stop, on_batch=lambda _stats: stop.set())
+    assert stats.batches == 2  # the one in hand when stop came, and the one read ahead
+    assert stats.entries == 20
+    assert stream.pending() == 0
+    assert cpu(usage) == 200
+    drain(worker)  # the rest, once
+    assert cpu(usage) == 500
+    assert stream.pending() == 0
+
+
 def test_a_dead_consumers_entries_are_taken_over(stream: EventStream, usage: UsageService) -> None:
     stream.publish([payload(f"e{i}") for i in range(50)])
     stream.read("died-mid-batch", count=30, block_ms=0)  # taken, never acknowledged
@@ -126,11 +146,14 @@ class Poisoned:
         self.real = real
         self.poison = set(poison)
 
-    def ingest(self, raws: list[Any], *, source: str) -> Any:
-        bad = [r["id"] for r in raws if isinstance(r, dict) and r.get("id") in self.poison]
+    def screen(self, raws: list[Any], source: str) -> Screened:
+        return self.real.screen(raws, source)
+
+    def store(self, screened: Screened) -> Any:
+        bad = [event.id for _, event, _ in screened.valid if event.id in self.poison]
         if bad or not self.poison:
             raise RuntimeError(f"cannot count {bad[0] if bad else 'anything'}")
-        return self.real.ingest(raws, source=source)
+        return self.real.store(screened)
 
 
 def test_an_entry_that_keeps_failing_is_isolated_and_dead_lettered(

@@ -22,10 +22,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from synor_economics.ports import EventStream, StreamEntry
-from synor_economics.services.usage import UsageService
+from synor_economics.services.usage import Screened, UsageService
 from synor_economics.services.usage_input import InputError, decode_json
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,14 @@ class WorkerOptions:
     max_backoff_s: float = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Entries read from the stream, validated already when they were read ahead."""
+
+    entries: list[StreamEntry]
+    screened: Screened | None
+
+
 class StreamWorker:
     """One consumer of the usage stream's group."""
 
@@ -88,44 +97,78 @@ class StreamWorker:
         on_batch: Callable[[WorkerStats], None] | None = None,
     ) -> WorkerStats:
         """Consume until ``stop`` is set, or with ``drain`` until nothing is left to read or to
-        take over (a drain claims idle entries on every round)."""
+        take over (a drain takes idle entries over as it goes, and once more before it ends).
+
+        While a batch is stored, the next is read and validated on a helper thread
+        (``_read``); a batch read ahead is still stored before the worker stops."""
         options = self.options
+        block_ms = 0 if drain else options.block_ms
         next_claim = 0.0
         backoff = 0.0
-        while not stop.is_set():
-            entries: list[StreamEntry] = []
-            if time.monotonic() >= next_claim:
-                entries = self.stream.claim_idle(
-                    self.consumer, idle_ms=options.claim_idle_ms, count=options.batch
-                )
-                next_claim = time.monotonic() + (0 if drain else options.claim_every_s)
-            if not entries:
-                entries = self.stream.read(
-                    self.consumer, count=options.batch, block_ms=0 if drain else options.block_ms
-                )
-            if not entries:
-                if drain:
-                    break
-                continue
-            try:
-                self.handle(entries)
-                backoff = 0.0
-            except OutageError as error:
-                self.stats.outages += 1
-                backoff = min(options.max_backoff_s, max(0.1, backoff * 2))
-                log.warning("usage store unavailable (%s); retrying in %.1fs", error, backoff)
-                stop.wait(backoff)
-            if on_batch is not None:
-                on_batch(self.stats)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-read-ahead") as helper:
+            ahead: Future[_Batch] | None = None
+            while ahead is not None or not stop.is_set():
+                claimed = False
+                if ahead is not None:  # read while the last batch was being stored
+                    batch, ahead = ahead.result(), None
+                elif time.monotonic() >= next_claim:
+                    taken = self.stream.claim_idle(
+                        self.consumer, idle_ms=options.claim_idle_ms, count=options.batch
+                    )
+                    batch, claimed = _Batch(taken, None), True
+                    next_claim = time.monotonic() + options.claim_every_s
+                else:
+                    batch = _Batch([], None)
+                if not batch.entries and not stop.is_set():
+                    batch = self._read(block_ms)
+                if not batch.entries:
+                    if drain and claimed:
+                        break  # nothing new, nothing to take over: drained
+                    next_claim = 0.0 if drain else next_claim  # a drain claims before it ends
+                    continue
+                if self._read_ahead(stop, drain=drain, batch=batch, claim_due=next_claim):
+                    ahead = helper.submit(self._read, block_ms)
+                try:
+                    self.handle(batch.entries, batch.screened)
+                    backoff = 0.0
+                except OutageError as error:
+                    self.stats.outages += 1
+                    backoff = min(options.max_backoff_s, max(0.1, backoff * 2))
+                    log.warning("usage store unavailable (%s); retrying in %.1fs", error, backoff)
+                    stop.wait(backoff)
+                if on_batch is not None:
+                    on_batch(self.stats)
         return self.stats
 
-    def handle(self, entries: Sequence[StreamEntry]) -> None:
-        """Count a batch and acknowledge it; isolate and, if due, dead-letter failing entries."""
+    def _read_ahead(
+        self, stop: threading.Event, *, drain: bool, batch: _Batch, claim_due: float
+    ) -> bool:
+        """Whether to read the next batch while this one is stored: not when stopping, not
+        when a claim of idle entries is due (it comes first), and not when a drain has just
+        read the stream's last entries."""
+        if stop.is_set() or time.monotonic() >= claim_due:
+            return False
+        return not (drain and len(batch.entries) < self.options.batch)
+
+    def _read(self, block_ms: int) -> _Batch:
+        """The next batch of new entries, decoded and validated (the part of counting that
+        needs no database), so that it can be done on a helper thread while the batch before it
+        is stored. Entries read ahead are this consumer's until acknowledged, like any other:
+        if the worker dies first, they are taken over once idle."""
+        entries = self.stream.read(self.consumer, count=self.options.batch, block_ms=block_ms)
+        if not entries:
+            return _Batch(entries, None)
+        raws = [_decode(entry.payload) for entry in entries]
+        return _Batch(entries, self.usage.screen(raws, "stream"))
+
+    def handle(self, entries: Sequence[StreamEntry], screened: Screened | None = None) -> None:
+        """Count a batch and acknowledge it; isolate and, if due, dead-letter failing entries.
+        ``screened`` is the batch already validated, if it was read ahead."""
         self.stats.batches += 1
         self.stats.entries += len(entries)
         probes = [0, 0]
         try:
-            self._count(entries)
+            self._count(entries, screened)
             return
         except Exception as error:  # any failure: find out whose it is
             failing = self._isolate(list(entries), error, probes)
@@ -137,9 +180,10 @@ class StreamWorker:
                 self.stats.dead_lettered += 1
             # otherwise it stays pending and is claimed again once idle
 
-    def _count(self, entries: Sequence[StreamEntry]) -> None:
-        raws = [_decode(entry.payload) for entry in entries]
-        for outcome in self.usage.ingest(raws, source="stream"):
+    def _count(self, entries: Sequence[StreamEntry], screened: Screened | None = None) -> None:
+        if screened is None:
+            screened = self.usage.screen([_decode(entry.payload) for entry in entries], "stream")
+        for outcome in self.usage.store(screened):
             self.stats.outcomes[outcome.status.value] += 1
         self._last_ok = time.monotonic()
         self.stream.ack([entry.entry_id for entry in entries])

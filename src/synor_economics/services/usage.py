@@ -112,7 +112,7 @@ class UsageService:
     def ingest(self, raws: Sequence[object], *, source: str) -> list[EventOutcome]:
         """Validate, deduplicate and count a batch; one outcome per event, in order. Good
         events are kept even when others in the batch are bad."""
-        return self._store(self._screen(raws, source))
+        return self.store(self.screen(raws, source))
 
     def ingest_all(
         self, batches: Iterable[_B], *, source: str, events: Callable[[_B], Sequence[object]]
@@ -126,19 +126,20 @@ class UsageService:
         validation errors surface here, after the batches before them are stored."""
         source_batches = iter(batches)
 
-        def screen_next() -> tuple[_B, _Screened] | None:
+        def screen_next() -> tuple[_B, Screened] | None:
             batch = next(source_batches, None)
-            return None if batch is None else (batch, self._screen(events(batch), source))
+            return None if batch is None else (batch, self.screen(events(batch), source))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-screen") as helper:
             upcoming = helper.submit(screen_next)
             while (ready := upcoming.result()) is not None:
                 upcoming = helper.submit(screen_next)
                 batch, screened = ready
-                yield batch, self._store(screened)
+                yield batch, self.store(screened)
 
-    def _screen(self, raws: Sequence[object], source: str) -> _Screened:
-        """Validation, which needs no database: the valid events and the rejections."""
+    def screen(self, raws: Sequence[object], source: str) -> Screened:
+        """Validation, which needs no database: the valid events and the rejections. With
+        :meth:`store`, what :meth:`ingest` does, in two steps that may run on two threads."""
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
         intake = Intake(source, to_us(self.clock.now()))
@@ -148,9 +149,9 @@ class UsageService:
                 valid.append((index, parse_event(raw, self.catalog.resources, intake.now_us), raw))
             except EventError as error:
                 intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
-        return _Screened(intake, valid, len(raws))
+        return Screened(intake, valid, len(raws))
 
-    def _store(self, screened: _Screened) -> list[EventOutcome]:
+    def store(self, screened: Screened) -> list[EventOutcome]:
         """Dedup and count in one write transaction (tried again if it raced another writer);
         one outcome per event, in order."""
         intake, valid = screened.intake, screened.valid
@@ -253,7 +254,7 @@ def add_to(
 
 
 @dataclass(frozen=True, slots=True)
-class _Screened:
+class Screened:
     """A batch after validation, before storage."""
 
     intake: Intake
