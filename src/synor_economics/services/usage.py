@@ -22,6 +22,7 @@ from typing import TypeVar
 from synor_economics.domain.catalog import Catalog, MeterKind, Resource
 from synor_economics.domain.meters import (
     EXACT,
+    HOUR_US,
     GaugeChange,
     Level,
     gauge_insert,
@@ -58,6 +59,8 @@ _MAX_BODY = 65_536
 """Longest dead-letter body kept, in characters (a rejected event is kept whole up to this)."""
 
 _B = TypeVar("_B")
+
+_ACCEPTED, _DUPLICATE = EventStatus.ACCEPTED, EventStatus.DUPLICATE
 
 _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 
@@ -224,8 +227,14 @@ def _count(
     counters = [e for e in events if catalog.resources[e.resource].meter is MeterKind.COUNTER]
     gauges = [e for e in events if catalog.resources[e.resource].meter is MeterKind.GAUGE]
     repo.add_events(counters, received_us=received_us, source=source)
-    for event in counters:
-        add_to(deltas, (event.account, event.resource, hour_of(event.ts_us)), event.quantity, 1)
+    for event in counters:  # add_to, inlined: once per event of every batch
+        key = (event.account, event.resource, event.ts_us - event.ts_us % HOUR_US)
+        found = deltas.get(key)
+        deltas[key] = (
+            (event.quantity, 1)
+            if found is None
+            else (EXACT.add(found[0], event.quantity), found[1] + 1)
+        )
     gauge_keys = {(e.account, e.resource, e.subject) for e in gauges}
     repo.lock_gauges(gauge_keys)
     opened = repo.open_gauges(gauge_keys)
@@ -277,9 +286,6 @@ class Intake:
         self.outcomes = {i: o for i, o in self.outcomes.items() if o.status is EventStatus.REJECTED}
         self.letters = [letter for letter in self.letters if letter.status is EventStatus.REJECTED]
 
-    def keep(self, index: int, event_id: str, status: EventStatus) -> None:
-        self.outcomes[index] = EventOutcome(index, event_id, status)
-
     def refuse(self, index: int, raw: object, status: EventStatus, field: str, reason: str) -> None:
         """Report a rejected or conflicting event and keep it as a dead letter, body and all."""
         event_id = raw_text(raw, "id")
@@ -310,15 +316,16 @@ def dedup(
     earlier events of the same batch."""
     seen = repo.fingerprints({event.key for _, event, _ in valid}) if repo is not None else {}
     fresh: list[UsageEvent] = []
+    outcomes = intake.outcomes  # filled here directly: this loop runs once per event
     for index, event, raw in valid:
-        digest = event.fingerprint
-        first = seen.get(event.key)
+        digest, key = event.fingerprint, (event.account, event.id)
+        first = seen.get(key)
         if first is None:
-            seen[event.key] = digest
+            seen[key] = digest
             fresh.append(event)
-            intake.keep(index, event.id, EventStatus.ACCEPTED)
+            outcomes[index] = EventOutcome(index, event.id, _ACCEPTED)
         elif first == digest:
-            intake.keep(index, event.id, EventStatus.DUPLICATE)
+            outcomes[index] = EventOutcome(index, event.id, _DUPLICATE)
         else:
             reason = "this id was used before with a different body; the first copy stands"
             intake.refuse(index, raw, EventStatus.CONFLICT, "id", reason)

@@ -237,13 +237,14 @@ class SqlUsageRepository:
         whose ``+`` on TEXT numbers goes through floats, ``synor_exact_add`` (engine.py) adds
         the decimals in Python, called only for the hours that already have a row (reading
         those rows first cost more than the upsert). Sorted, so writers side by side lock the
-        rows they share in the same order."""
+        rows they share in the same order (PostgreSQL; SQLite has one writer)."""
         if not deltas:
             return
+        items = sorted(deltas.items()) if self._postgres else deltas.items()
         self._replace(
             usage_hourly,
             ("account", "resource", "hour_us"),
-            [(a, r, h, q, n) for (a, r, h), (q, n) in sorted(deltas.items())],
+            [(a, r, h, format(q, "f"), n) for (a, r, h), (q, n) in items],
             additive=True,
         )
 
@@ -257,7 +258,7 @@ class SqlUsageRepository:
         self._replace(
             usage_gauges,
             ("account", "resource", "subject"),
-            [(a, r, s, v.level, v.ts_us) for (a, r, s), v in rows.items()],
+            [(a, r, s, format(v.level, "f"), v.ts_us) for (a, r, s), v in rows.items()],
         )
 
     def _replace(
@@ -270,8 +271,8 @@ class SqlUsageRepository:
     ) -> None:
         """Insert-or-replace by primary key (or, ``additive``, insert-or-add), through the
         driver: an ``unnest`` of one array per column on PostgreSQL, ``executemany`` on SQLite.
-        ``rows`` are in the table's column order; table and column names are this module's
-        constants, never input."""
+        ``rows`` are in the table's column order, decimals as plain-notation text (both
+        databases read that exactly); table and column names are this module's constants."""
         names = [column.name for column in table.c]
         exact = {"quantity", "level"}  # TEXT on SQLite: added by the exact function
         updates = ", ".join(
@@ -299,7 +300,7 @@ class SqlUsageRepository:
         sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
         driver.executemany(
             sql,
-            [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in row) for row in rows],
+            rows,
         )
 
     # -- replacements ------------------------------------------------------------------------
