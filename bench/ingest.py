@@ -10,9 +10,13 @@ Every figure goes through the product's own path into a fresh SQLite database:
                   ``GET /v1/accounts/{id}/usage`` (p50/p99 over the samples)
   stream          Redis Streams → PostgreSQL: ``synor worker --drain`` processes (one, then two)
                   counting a stream into a fresh database
+  memory          (with ``--memory-events N``) peak resident memory of ``synor usage ingest``
+                  backfilling a file of N events, against the same run on N/10: bounded means
+                  the two are about the same
 
 Usage: python bench/ingest.py [--events 200000] [--accounts 1000] [--http-events 100000]
-                              [--stream-events 100000] [--redis-url URL] [--postgres-url URL]
+                              [--stream-events 100000] [--memory-events 0] [--redis-url URL]
+                              [--postgres-url URL]
 """
 
 from __future__ import annotations
@@ -56,6 +60,46 @@ def make_events(count: int, accounts: int, seed: int = 5) -> list[dict[str, Any]
         }
         for i in range(count)
     ]
+
+
+def write_events(path: Path, count: int, accounts: int) -> None:
+    """An NDJSON file of ``count`` events, written a slice at a time (10M events do not fit
+    this process's memory as dicts)."""
+    with path.open("w") as handle:
+        for start in range(0, count, 100_000):
+            events = make_events(min(100_000, count - start), accounts, seed=start + 1)
+            handle.write("".join(json.dumps(e) + "\n" for e in events))
+
+
+def ingest_peak_mib(path: Path, data_dir: Path) -> float:
+    """Peak resident memory of a ``synor usage ingest`` process backfilling ``path``."""
+    script = Path(sys.executable).with_name("synor")
+    env = {**os.environ, "SYNOR_DATA_DIR": str(data_dir)}
+    code = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code, str(script), "usage", "ingest", str(path), "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(answer.stdout.split()[-1]) / 1024
+
+
+def memory_figures(count: int, accounts: int, folder: Path) -> None:
+    for events in (count // 10, count):
+        path = folder / f"memory-{events}.ndjson"
+        write_events(path, events, accounts)
+        started = time.perf_counter()
+        peak = ingest_peak_mib(path, folder / f"memory-{events}")
+        rate = events / (time.perf_counter() - started)
+        print(f"memory          {peak:>10,.0f} MiB peak (synor usage ingest, {events:,} events, "
+              f"{rate:,.0f} events/s)")  # fmt: skip
+        path.unlink()
 
 
 def _events(chunk: Chunk) -> list[Any]:
@@ -188,6 +232,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--http-events", type=int, default=100_000)
     parser.add_argument("--stream-events", type=int, default=100_000)
+    parser.add_argument(
+        "--memory-events", type=int, default=0, help="also measure memory at this size (10M)"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -217,6 +264,8 @@ def main() -> None:
             print(
                 f"stream → PG, {workers} worker{'s' if workers > 1 else ' '} {rate:>8,.0f} events/s"
             )
+        if args.memory_events:
+            memory_figures(args.memory_events, args.accounts, Path(folder))
 
 
 if __name__ == "__main__":
