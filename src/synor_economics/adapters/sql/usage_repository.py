@@ -3,8 +3,9 @@
 Lookups by composite key join the table to the keys: ``json_each`` of one JSON array on SQLite,
 ``unnest`` of one array per key column on PostgreSQL. Row-value ``IN`` lists were the first
 version: SQLite scanned the table for them, and PostgreSQL planned a thousand-term ``IN`` for
-longer than the lookups took. Rollups are read, added to in Python (exact
-decimals) and upserted, which is safe because writers are serialised.
+longer than the lookups took. Rollups are added to in one upsert, exactly: ``NUMERIC`` on
+PostgreSQL, the ``synor_exact_add`` SQL function on SQLite (see ``add_hourly``). The ingest hot
+path reads and writes through the driver itself, skipping SQLAlchemy's per-row processing.
 """
 
 from __future__ import annotations
