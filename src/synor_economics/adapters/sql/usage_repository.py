@@ -78,13 +78,14 @@ _PG_FINGERPRINTS = (
     "SELECT t.account, t.event_id, t.fingerprint FROM unnest(%s::text[], %s::text[]) AS k(a, i) "
     "JOIN usage_events AS t ON t.account = k.a AND t.event_id = k.i AND t.generation = 0"
 )
-"""The ingest hot path's lookup on PostgreSQL, through the driver: keys as two array literals
-(one parameter each), plain tuples back."""
-
-
-def _first(keys: Collection[EventKey]) -> list[tuple[str, str, int]]:
-    """Event keys in generation 0, the events as they arrived."""
-    return [(account, event_id, 0) for account, event_id in keys]
+_SQLITE_FINGERPRINTS = (
+    "SELECT t.account, t.event_id, t.fingerprint FROM json_each(?) AS k JOIN usage_events AS t "
+    "ON t.account = k.value->>0 AND t.event_id = k.value->>1 AND t.generation = 0"
+)
+"""The ingest hot path's lookups, through the driver: keys as one JSON array (SQLite) or two
+array literals (PostgreSQL), plain tuples back, without SQLAlchemy's per-row result
+processing, which cost more than the lookup. Generation 0 only: the events as they arrived (a
+replacement's are apart)."""
 
 
 class SqlUsageRepository:
@@ -93,61 +94,46 @@ class SqlUsageRepository:
         self._postgres = conn.dialect.name == "postgresql"
 
     def _rows_by_key(
-        self,
-        table: Table,
-        key: Sequence[str],
-        keys: Collection[tuple[Any, ...]],
-        wanted: Sequence[str] | None = None,
+        self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
     ) -> Iterator[Any]:
-        """The rows of ``table`` whose ``key`` columns match one of ``keys``: the ``wanted``
-        columns only (every column if None)."""
+        """The rows of ``table`` whose ``key`` columns match one of ``keys``."""
         if not keys:
             return
         columns = [table.c[name] for name in key]
-        chosen = [table.c[name] for name in wanted] if wanted is not None else list(table.c)
         if not self._postgres:
             # One JSON array of keys joined to the table: SQLite walks the array and probes the
             # key's index once per element (a row-value IN list would scan the table instead).
             on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
-            listed = ", ".join(f"t.{column.name}" for column in chosen)  # named, not t.*:
+            listed = ", ".join(f"t.{column.name}" for column in table.c)  # named, not t.*:
             # a table rebuilt by a migration may hold its columns in another order
             sql = f"SELECT {listed} FROM json_each(:keys) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
-            typed = text(sql).columns(*chosen)
+            typed = text(sql).columns(*table.c)
             for chunk in chunks(keys, _KEYS_PER_LOOKUP):
                 yield from self.conn.execute(typed, {"keys": _json(chunk)})
             return
         arrays = [list(values) for values in zip(*keys, strict=True)]
-        found = select(
+        wanted = select(
             *(
                 func.unnest(bindparam(f"k{i}", values, type_=ARRAY(column.type))).label(name)
                 for i, (values, column, name) in enumerate(zip(arrays, columns, key, strict=True))
             )
         ).subquery("wanted")
-        joined = select(*chosen).join(
-            found,
-            and_(*(column == found.c[name] for column, name in zip(columns, key, strict=True))),
+        joined = select(table).join(
+            wanted,
+            and_(*(column == wanted.c[name] for column, name in zip(columns, key, strict=True))),
         )
         yield from self.conn.execute(joined)
 
-    def _sqlite_lookup(
-        self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]], wanted: str
-    ) -> Iterator[tuple[Any, ...]]:
-        """``_rows_by_key`` on SQLite for the ingest hot path: plain tuples of the ``wanted``
-        columns (a comma-separated list of this module's constants) straight from the driver,
-        without SQLAlchemy's per-row result processing, which cost more than the lookup."""
-        on = " AND ".join(f"t.{name} = k.value->>{i}" for i, name in enumerate(key))
-        sql = f"SELECT {wanted} FROM json_each(?) AS k JOIN {table.name} AS t ON {on}"  # noqa: S608
-        driver = driver_of(self.conn)
-        for chunk in chunks(keys, _KEYS_PER_LOOKUP):
-            yield from driver.execute(sql, (_json(chunk),))
-
     def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
         if not self._postgres:
-            wanted = "t.account, t.event_id, t.fingerprint"
-            key = ("account", "event_id")
-            # generation 0 only: the events as they arrived (a replacement's are apart)
-            rows = self._sqlite_lookup(usage_events, (*key, "generation"), _first(keys), wanted)
-            return {(account, event_id): digest for account, event_id, digest in rows}
+            driver = driver_of(self.conn)
+            return {
+                (account, event_id): digest
+                for chunk in chunks(keys, _KEYS_PER_LOOKUP)
+                for account, event_id, digest in driver.execute(
+                    _SQLITE_FINGERPRINTS, (_json(chunk),)
+                )
+            }
         found: dict[EventKey, str] = {}
         with driver_of(self.conn).cursor() as cursor:
             for chunk in chunks(keys, _KEYS_PER_LOOKUP):
