@@ -40,7 +40,7 @@ import httpx
 
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
-from synor_economics.services.usage_input import Chunk, read_events
+from synor_economics.services.usage_input import events_of, read_events
 
 RESOURCES = ("compute.cpu", "compute.memory", "database.queries", "hosting.bandwidth")
 
@@ -102,10 +102,6 @@ def memory_figures(count: int, accounts: int, folder: Path) -> None:
         path.unlink()
 
 
-def _events(chunk: Chunk) -> list[Any]:
-    return chunk.events
-
-
 def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, int]]:
     system = build(Settings(data_dir=data_dir))
     system.tune()  # as `synor usage ingest` does
@@ -113,7 +109,7 @@ def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, i
     started = time.perf_counter()
     total = 0
     chunks = read_events(path, "ndjson", batch)
-    for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=_events):
+    for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=events_of):
         for outcome in outcomes:
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
         total += len(chunk.events)

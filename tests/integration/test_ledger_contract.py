@@ -26,7 +26,7 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.domain.money import parse_synor
 from synor_economics.services.ledger import LedgerService, open_accounts
-from synor_economics.services.posting import AccountCache, encode, load_working_set
+from synor_economics.services.posting import AccountCache, applied_of, encode, load_working_set
 from synor_economics.services.time import to_us
 
 SYNOR = 10**18
@@ -383,7 +383,7 @@ def test_a_batch_is_written_as_it_stood_when_encoded(ledger: LedgerService) -> N
     with uow.read() as tx:
         working = load_working_set(tx.ledger, [spend("buy", 30 * SYNOR)], AccountCache())
         outcomes = LedgerMachine(working).apply_all([spend("buy", 30 * SYNOR)], 10**15)
-        batch = encode(tx.ledger, outcomes, working)
+        batch = encode(tx.ledger, applied_of(outcomes), working)
     assert batch.transfers == 1
     working.accounts["customer:acct_1:prepaid"].balance.credits_posted += 10**6 * SYNOR
     with uow.write() as tx:

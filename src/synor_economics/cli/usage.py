@@ -21,8 +21,8 @@ from synor_economics.services import usage_documents
 from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.usage import PeriodError
 from synor_economics.services.usage_input import (
-    Chunk,
     InputError,
+    events_of,
     file_format,
     file_size,
     read_events,
@@ -77,7 +77,7 @@ def ingest(
         task = progress.add_task(file.name, total=total, events=0)
         try:
             chunks = read_events(file, kind, batch)
-            for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=_events):
+            for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=events_of):
                 for outcome in outcomes:
                     counts[outcome.status] += 1
                     if outcome.reason and len(problems) < _SHOWN_PROBLEMS:
@@ -93,10 +93,6 @@ def ingest(
     _report(counts, problems, as_json=as_json)
     if counts[EventStatus.REJECTED] or counts[EventStatus.CONFLICT]:
         raise typer.Exit(1)
-
-
-def _events(chunk: Chunk) -> list[Any]:
-    return chunk.events
 
 
 def _file_kind(file: Path, fmt: str | None) -> str:

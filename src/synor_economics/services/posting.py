@@ -143,19 +143,21 @@ def load_working_set(
     return WorkingSet(accounts, known, resolved, last_seq, last_ts)
 
 
-def encode(repo: LedgerRepository, outcomes: Sequence[Outcome], working: WorkingSet) -> LedgerWrite:
+def encode(repo: LedgerRepository, applied: Sequence[Applied], working: WorkingSet) -> LedgerWrite:
     """What the machine applied, encoded for storage: the transfers with their entries, and
     the balances of the accounts they touched as the batch leaves them."""
-    return repo.encode(
-        [o for o in outcomes if isinstance(o, Applied)],
-        working.accounts,
-        [working.accounts[name] for name in sorted(working.touched)],
-    )
+    changed = [working.accounts[name] for name in sorted(working.touched)]
+    return repo.encode(applied, working.accounts, changed)
+
+
+def applied_of(outcomes: Sequence[Outcome]) -> list[Applied]:
+    """The outcomes that changed the ledger."""
+    return [o for o in outcomes if isinstance(o, Applied)]
 
 
 def store(repo: LedgerRepository, outcomes: Sequence[Outcome], working: WorkingSet) -> None:
     """Write what the machine applied, in the caller's write transaction."""
-    repo.write(encode(repo, outcomes, working))
+    repo.write(encode(repo, applied_of(outcomes), working))
 
 
 def apply_commands(
@@ -253,8 +255,8 @@ class PostingPipeline:
             working = load_working_set(tx.ledger, commands, self._cache, flying)
             base = working.last_seq  # the machine moves it on
             outcomes = LedgerMachine(working).apply_all(commands, now_us)
-            write = encode(tx.ledger, outcomes, working)
-        applied = [o for o in outcomes if isinstance(o, Applied)]
+            applied = applied_of(outcomes)
+            write = encode(tx.ledger, applied, working)
         if flying and self._cache.full_after(len(working.accounts)):
             self._wait_for(flying)  # only an empty pipeline may forget in-flight balances
         self._cache.absorb(working.accounts, working.last_seq)

@@ -124,7 +124,8 @@ class StreamWorker:
                 if not batch.entries:
                     if drain and claimed:
                         break  # nothing new, nothing to take over: drained
-                    next_claim = 0.0 if drain else next_claim  # a drain claims before it ends
+                    if drain:
+                        next_claim = 0.0  # a drain takes idle entries over before it ends
                     continue
                 if self._read_ahead(stop, drain=drain, batch=batch, claim_due=next_claim):
                     ahead = helper.submit(self._read, block_ms)

@@ -96,6 +96,11 @@ class Chunk:
     position: int
 
 
+def events_of(chunk: Chunk) -> list[Any]:
+    """A chunk's raw events: what ``UsageService.ingest_all`` asks of each batch."""
+    return chunk.events
+
+
 def file_format(path: Path, given: str | None = None) -> str:
     """The format named, or the one the file's extension says."""
     if given is not None:
