@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import NamedTuple, Protocol
 
 from synor_economics.domain.billing import AccountTerms, InvoiceStatus, IssuedInvoice, Notice
@@ -247,7 +248,10 @@ class UsageTransaction(Protocol):
 class UsageUnitOfWork(Protocol):
     """Transactions over usage storage (the SQL unit of work provides both ledger and usage)."""
 
-    def write(self) -> AbstractContextManager[UsageTransaction]: ...
+    def write(self, *, exclusive: bool = False) -> AbstractContextManager[UsageTransaction]:
+        """A write transaction. Usage writers may share the store; ``exclusive`` shuts out
+        every other writer (the last try of a batch that keeps racing others)."""
+        ...
 
     def read(self) -> AbstractContextManager[UsageTransaction]: ...
 
@@ -422,4 +426,36 @@ class EventStream(Protocol):
 
     def dead_letters(self, *, count: int) -> list[tuple[str, bytes, str]]:
         """(entry id, payload, reason) of the newest entries of the dead-letter stream."""
+        ...
+
+
+class PriceReading(NamedTuple):
+    """One reading of a SYNOR/USD price source at one moment (SPEC §8).
+
+    A DEX pair gives its cumulative-price accumulator: the TWAP between two readings is
+    ``((c1 - c0) mod 2**256) * unit / (t1 - t0)``, never a spot price. An off-chain feed gives a
+    spot quote, which the oracle turns into a time-weighted average of the quotes it stored.
+    """
+
+    source: str
+    timestamp: int
+    """Seconds (the chain's block time, or the feed's own time)."""
+    cumulative: int | None
+    """The raw accumulator (wraps mod 2**256); None for a feed."""
+    unit: Fraction
+    """USD per SYNOR for one raw accumulator unit per second."""
+    spot: Fraction | None
+    """A feed's quote in USD per SYNOR; None for an accumulator."""
+    liquidity: Fraction
+    """The source's depth in USD: its weight in the median, and what the floor is checked on."""
+
+
+class PriceSource(Protocol):
+    """Somewhere a SYNOR/USD price can be read."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self) -> PriceReading:
+        """A reading now; raises ``SynorError`` when the source cannot be read."""
         ...

@@ -242,6 +242,32 @@ def test_period_must_be_a_month() -> None:
 
 
 @pytest.mark.postgres
+def test_usage_writers_share_their_lock_and_an_exclusive_writer_shuts_them_out(
+    postgres_url: str,
+) -> None:
+    """While one usage writer is in its transaction, another may start (the lock is shared);
+    nobody may while an exclusive one (a replacement, a batch's last try) holds it."""
+    from sqlalchemy import text
+
+    from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY
+
+    engine = migrated_engine(postgres_url)
+    uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
+    probe = "SELECT pg_try_advisory_xact_lock{}(:key)"
+
+    def others_may(kind: str) -> bool:
+        with engine.connect() as conn, conn.begin():
+            return bool(conn.execute(text(probe.format(kind)), {"key": USAGE_LOCK_KEY}).scalar())
+
+    with uow.write():
+        assert others_may("_shared")
+        assert not others_may("")
+    with uow.write(exclusive=True):
+        assert not others_may("_shared")
+    assert others_may("")
+
+
+@pytest.mark.postgres
 def test_writers_side_by_side_count_every_event_once(postgres_url: str) -> None:
     """Ingestion on PostgreSQL runs in parallel (a shared lock): two writers sending
     overlapping batches, counters and one gauge key alike, still count each event once."""
@@ -327,8 +353,8 @@ class RacingOnce:
         self.raced = False
 
     @contextmanager
-    def write(self) -> Iterator[Any]:
-        with self.inner.write() as tx:
+    def write(self, *, exclusive: bool = False) -> Iterator[Any]:
+        with self.inner.write(exclusive=exclusive) as tx:
             yield tx
             if not self.raced:
                 self.raced = True

@@ -160,7 +160,9 @@ class UsageService:
         intake, valid = screened.intake, screened.valid
         for attempt in range(_RACE_RETRIES):
             try:
-                with self.uow.write() as tx:
+                # The last try runs alone: side-by-side writers that keep storing the same keys
+                # first could otherwise keep a batch losing the race.
+                with self.uow.write(exclusive=attempt == _RACE_RETRIES - 1) as tx:
                     fresh = dedup(tx.usage, valid, intake)
                     _count(
                         tx.usage,

@@ -19,6 +19,9 @@ USAGE_LOCK_KEY = 0x5553414745
 """The lock usage writers take instead ("USAGE"): metering never waits for the ledger, nor the
 ledger for metering; their tables do not overlap."""
 
+_SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
+_EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
 
 class SqlTransaction:
     """A transaction's repositories: the ledger, usage and billing."""
@@ -55,19 +58,17 @@ class SqlUnitOfWork:
     ) -> None:
         self.engine = engine
         self.lock_key = lock_key
-        self._lock_sql = text(
-            "SELECT pg_advisory_xact_lock_shared(:key)"
-            if shared
-            else "SELECT pg_advisory_xact_lock(:key)"
-        )
+        self._shared = shared
 
     @contextmanager
-    def write(self) -> Iterator[SqlTransaction]:
+    def write(self, *, exclusive: bool = False) -> Iterator[SqlTransaction]:
+        """A write transaction; ``exclusive`` takes the lock alone even where writers share it."""
+        lock = _SHARED_LOCK if self._shared and not exclusive else _EXCLUSIVE_LOCK
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock_key})
+                    conn.execute(lock, {"key": self.lock_key})
                 yield SqlTransaction(conn)
 
     @contextmanager
