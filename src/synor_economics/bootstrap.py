@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from fractions import Fraction
 from functools import cached_property
@@ -17,11 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from synor_economics.adapters.chain.deployment import ChainPlan
+    from synor_economics.adapters.chain.evm import EvmChain
+    from synor_economics.adapters.chain.payment_logs import EvmPaymentChain
+    from synor_economics.adapters.oracle.publisher import OracleContractPublisher
+    from synor_economics.adapters.sql.uow import SqlUnitOfWork
     from synor_economics.adapters.stream.memory_stream import MemoryEventStream
     from synor_economics.adapters.stream.redis_stream import RedisEventStream
     from synor_economics.config import Settings
     from synor_economics.domain.catalog import Catalog
-    from synor_economics.ports import Clock
+    from synor_economics.ports import Clock, PriceSource
+    from synor_economics.services.oracle import OracleConfig, OracleService
     from synor_economics.services.system import Setting, System
 
 
@@ -57,12 +66,14 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
     from synor_economics.adapters.clock import SystemClock
     from synor_economics.adapters.sql.engine import make_engine
     from synor_economics.adapters.sql.schema import SqlSchema
-    from synor_economics.adapters.sql.uow import USAGE_LOCK_KEY, SqlUnitOfWork
+    from synor_economics.adapters.sql.uow import ORACLE_LOCK_KEY, USAGE_LOCK_KEY, SqlUnitOfWork
     from synor_economics.catalog import load_catalog, load_default_catalog
     from synor_economics.config import Settings
     from synor_economics.services.billing import BillingService
     from synor_economics.services.catalog import CatalogService
     from synor_economics.services.ledger import LedgerService
+    from synor_economics.services.oracle import OracleService
+    from synor_economics.services.payment_watch import PaymentWatcher
     from synor_economics.services.replacement import ReplacementService
     from synor_economics.services.system import System
     from synor_economics.services.usage import UsageService
@@ -80,13 +91,30 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
     usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
     replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)
     ledger = LedgerService(uow, clock)
-    fixed_rate = None if settings.synor_usd is None else Fraction(settings.synor_usd)
+    chain_uow = SqlUnitOfWork(engine, lock_key=ORACLE_LOCK_KEY)
+    runtime = ChainRuntime(settings, chain_uow, clock)
+    oracle = OracleService(
+        chain_uow,
+        clock,
+        oracle_config(settings),
+        sources=runtime.sources,
+        publisher=runtime.publisher,
+    )
+    rate_source, lock_rate = _rates(settings, oracle)
     billing = BillingService(
         uow,
         clock,
         catalog,
-        rate_source=lambda: fixed_rate,
+        rate_source=rate_source,
+        lock_rate=lock_rate,
         grace=timedelta(minutes=settings.grace_minutes),
+    )
+    payments = PaymentWatcher(
+        chain_uow,
+        billing,
+        clock,
+        runtime.payment_chain,
+        confirmations=settings.payment_confirmations,
     )
     stream = _stream(settings)
 
@@ -100,6 +128,9 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         catalog=CatalogService(catalog),
         usage=UsageService(usage_uow, clock, catalog),
         billing=billing,
+        oracle=oracle,
+        payments=payments,
+        chain=runtime.describe,
         replacements=ReplacementService(replacing_uow, clock, catalog),
         stream=stream,
         schema=schema,
@@ -109,6 +140,155 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         close=close,
         tune=tune_for_throughput,
     )
+
+
+def oracle_config(settings: Settings) -> OracleConfig:
+    from synor_economics.domain.price_aggregate import Policy
+    from synor_economics.services.oracle import OracleConfig
+
+    return OracleConfig(
+        window=settings.oracle_window,
+        max_age=settings.oracle_max_age,
+        policy=Policy(
+            quorum=settings.oracle_quorum,
+            min_history=settings.oracle_window,
+            liquidity_floor=Fraction(settings.oracle_liquidity_floor),
+            max_deviation=Fraction(settings.oracle_max_deviation),
+        ),
+    )
+
+
+def _rates(
+    settings: Settings, oracle: OracleService
+) -> tuple[Callable[[], Fraction | None], Callable[[], Fraction | None]]:
+    """The SYNOR/USD rate drafts show and the one a close locks: a fixed ``SYNOR_SYNOR_USD``
+    if set; else the oracle's, when it has sources; else none (USD prices cannot be billed)."""
+    if settings.synor_usd is not None:
+        fixed = Fraction(settings.synor_usd)
+        return (lambda: fixed), (lambda: fixed)
+    if settings.oracle_sources is not None:
+        return oracle.display_rate, oracle.lock_rate
+    return (lambda: None), (lambda: None)
+
+
+class ChainRuntime:
+    """The chain, the project's contracts on it and the keys that act there, assembled on
+    first use: commands that never touch the chain never start an EVM or dial a node."""
+
+    def __init__(self, settings: Settings, uow: SqlUnitOfWork, clock: Clock) -> None:
+        self._settings = settings
+        self._uow = uow
+        self._clock = clock
+
+    @cached_property
+    def chain(self) -> EvmChain:
+        from synor_economics.adapters.chain.evm import EvmChain
+
+        if self._settings.chain_rpc:
+            return EvmChain.rpc(self._settings.chain_rpc)
+        return EvmChain.in_process()
+
+    @cached_property
+    def addresses(self) -> dict[str, str]:
+        """The contracts' addresses: as recorded for this chain, or deployed now."""
+        from synor_economics.adapters.chain.deployment import ensure_contracts
+        from synor_economics.domain.instants import to_us
+
+        chain = self.chain
+        genesis = chain.genesis_hash()
+        with self._uow.read() as tx:
+            recorded = tx.oracle.deployment(chain.chain_id, genesis)
+
+        def record(addresses: Mapping[str, str]) -> None:
+            with self._uow.write() as tx:
+                tx.oracle.add_deployment(
+                    chain.chain_id, genesis, addresses, to_us(self._clock.now())
+                )
+
+        return ensure_contracts(chain, recorded, self._plan, record)
+
+    def _plan(self) -> ChainPlan:
+        from synor_economics.adapters.chain.deployment import ChainPlan
+        from synor_economics.adapters.chain.evm import ChainError
+
+        settings = self._settings
+        funded = self.chain.funded_signers()
+        if settings.chain_deployer_key:
+            deployer = self.chain.signer(settings.chain_deployer_key)
+        elif funded:
+            deployer = funded[0]
+        else:
+            raise ChainError(
+                "no contracts are recorded for this chain: set SYNOR_CHAIN_DEPLOYER_KEY to "
+                "deploy them"
+            )
+        reporters = [r.address for r in self.reporters()]
+        return ChainPlan(
+            deployer=deployer,
+            treasury=self.treasury(),
+            reporters=reporters,
+            quorum=len(reporters),
+            deviation_bps=50,
+            heartbeat=settings.oracle_max_age // 2 or 1,
+            max_age=settings.oracle_max_age,
+        )
+
+    def reporters(self) -> list[LocalAccount]:
+        keys = [k.strip() for k in self._settings.oracle_reporter_keys.split(",") if k.strip()]
+        if keys:
+            return [self.chain.signer(key) for key in keys]
+        return self.chain.funded_signers()[1:4]
+
+    def treasury(self) -> str:
+        from synor_economics.adapters.chain.evm import ChainError
+
+        if self._settings.treasury_address:
+            return self._settings.treasury_address
+        funded = self.chain.funded_signers()
+        if not funded:
+            raise ChainError("set SYNOR_TREASURY_ADDRESS: where invoice payments go")
+        return funded[-1].address
+
+    def sources(self) -> list[PriceSource]:
+        from synor_economics.adapters.oracle.sources_file import build_sources, read_sources_file
+        from synor_economics.domain.errors import SynorError
+
+        path = self._settings.oracle_sources
+        if path is None:
+            raise SynorError("no price sources are configured: set SYNOR_ORACLE_SOURCES")
+        return build_sources(
+            read_sources_file(path),
+            lambda: self.chain,
+            lambda: self.addresses["SynorToken"],
+            lambda: int(self._clock.now().timestamp()),
+        )
+
+    def publisher(self) -> OracleContractPublisher:
+        from synor_economics.adapters.oracle.publisher import OracleContractPublisher
+
+        return OracleContractPublisher(self.chain, self.addresses["PriceOracle"], self.reporters())
+
+    def payment_chain(self) -> EvmPaymentChain:
+        from synor_economics.adapters.chain.payment_logs import EvmPaymentChain
+
+        addresses = self.addresses
+        return EvmPaymentChain(
+            self.chain,
+            addresses["SynorToken"],
+            addresses["InvoicePayments"],
+            self.treasury(),
+        )
+
+    def describe(self) -> dict[str, object]:
+        """Which chain, and where the contracts are (deploying them if needed)."""
+        contracts = self.addresses
+        return {
+            "chain_id": self.chain.chain_id,
+            "node": "in-process EVM" if not self._settings.chain_rpc else "JSON-RPC",
+            "head": self.chain.head(),
+            "contracts": contracts,
+            "treasury": self.treasury(),
+        }
 
 
 def _stream(settings: Settings) -> RedisEventStream | MemoryEventStream:

@@ -54,6 +54,42 @@ class Settings(BaseSettings):
         description="A fixed SYNOR/USD rate (USD per SYNOR) for invoices until the oracle runs; "
         "empty: USD values are not shown and USD prices cannot be billed",
     )
+    chain_rpc: str = Field(
+        default="", description="JSON-RPC URL of an EVM node; empty means an in-process EVM"
+    )
+    chain_deployer_key: str = Field(
+        default="",
+        description="Private key that deploys the contracts where none are recorded "
+        "(the in-process chain uses its first funded account)",
+    )
+    treasury_address: str = Field(
+        default="",
+        description="Where invoice payments go (the in-process chain: its tenth funded account)",
+    )
+    payment_confirmations: int = Field(
+        default=12, ge=1, description="Blocks on top of a payment before it is credited"
+    )
+    oracle_sources: Path | None = Field(
+        default=None, description="A TOML file listing the SYNOR/USD price sources"
+    )
+    oracle_reporter_keys: str = Field(
+        default="",
+        description="Comma-separated private keys the oracle submits prices with "
+        "(the in-process chain: its funded accounts 2-4)",
+    )
+    oracle_window: int = Field(default=1800, ge=1, description="Seconds each TWAP covers")
+    oracle_max_age: int = Field(
+        default=3600, ge=1, description="Seconds after which a price is never billed with"
+    )
+    oracle_quorum: int = Field(default=3, ge=1, description="Sources a price needs")
+    oracle_max_deviation: Decimal = Field(
+        default=Decimal("0.05"),
+        gt=0,
+        description="Relative distance from the median beyond which a source is an outlier",
+    )
+    oracle_liquidity_floor: Decimal = Field(
+        default=Decimal(10_000), ge=0, description="USD of liquidity a source needs to count"
+    )
     grace_minutes: int = Field(
         default=60, ge=0, description="Minutes after a period ends before it can be closed"
     )

@@ -459,3 +459,174 @@ class PriceSource(Protocol):
     def read(self) -> PriceReading:
         """A reading now; raises ``SynorError`` when the source cannot be read."""
         ...
+
+
+class OracleRound(NamedTuple):
+    """One round of the oracle: the aggregate price (None without a quorum), its interval."""
+
+    round: int
+    at: int
+    """Seconds."""
+    price: Fraction | None
+    low: Fraction | None
+    high: Fraction | None
+    quorum_met: bool
+    detail: str
+    """JSON: each source's quote, or why it was left out."""
+    submitted: str | None
+    """JSON: the on-chain submissions (transactions, the contract's round), if any."""
+
+
+class OracleRepository(Protocol):
+    """Storage of the oracle's readings and rounds, and of contract deployments."""
+
+    def add_readings(self, readings: Sequence[PriceReading]) -> None:
+        """Store readings; one per source and second (a repeat of that key is ignored)."""
+        ...
+
+    def reading_at_or_before(self, source: str, at: int) -> PriceReading | None: ...
+
+    def oldest_reading(self, source: str) -> PriceReading | None: ...
+
+    def spots(self, source: str, start: int, end: int) -> list[tuple[int, Fraction]]:
+        """A feed's quotes in [start, end], with the last one before ``start`` if any."""
+        ...
+
+    def prune_readings(self, before: int) -> int:
+        """Forget readings older than ``before`` (seconds); how many."""
+        ...
+
+    def next_round(self) -> int:
+        """The number the next round takes (1 for the first)."""
+        ...
+
+    def add_round(self, row: OracleRound) -> None: ...
+
+    def set_submitted(self, round_number: int, submitted: str) -> None: ...
+
+    def last_round(self, *, good: bool = False) -> OracleRound | None:
+        """The latest round, or the latest with a quorum."""
+        ...
+
+    def rounds(self, start: int, end: int) -> list[OracleRound]:
+        """Rounds with ``start <= at <= end``, oldest first."""
+        ...
+
+    def good_points(self, start: int, end: int) -> list[tuple[int, Fraction]]:
+        """(at, price) of rounds with a quorum in [start, end], with the last one before."""
+        ...
+
+    def deployment(self, chain_id: int, genesis: str) -> dict[str, str]:
+        """Contract name → address of the project's contracts on that chain."""
+        ...
+
+    def add_deployment(
+        self, chain_id: int, genesis: str, addresses: Mapping[str, str], now_us: int
+    ) -> None: ...
+
+
+class OracleTransaction(Protocol):
+    @property
+    def oracle(self) -> OracleRepository: ...
+
+
+class OracleUnitOfWork(Protocol):
+    def write(self) -> AbstractContextManager[OracleTransaction]: ...
+
+    def read(self) -> AbstractContextManager[OracleTransaction]: ...
+
+
+class ChainPayment(NamedTuple):
+    """A payment seen on chain: a SYNOR transfer to a watched address, or an invoice payment."""
+
+    chain_id: int
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+    kind: str
+    """``transfer`` (to a deposit address or the treasury) or ``invoice`` (InvoicePayments)."""
+    payer: str
+    receiver: str
+    amount: int
+    reference: str | None
+    """The invoice number an ``invoice`` payment names."""
+
+    @property
+    def key(self) -> str:
+        """``chain_id:tx_hash:log_index``: the payment's identity, credited once."""
+        return f"{self.chain_id}:{self.tx_hash}:{self.log_index}"
+
+
+class PaymentRow(NamedTuple):
+    """A chain payment as the watcher keeps it."""
+
+    payment: ChainPayment
+    status: str
+    """``pending``, ``credited``, ``unmatched`` (nowhere to credit it) or ``orphaned``."""
+    note: str | None
+    seen_us: int
+    credited_us: int | None
+
+
+class PaymentChain(Protocol):
+    """The chain as the payment watcher reads it."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    def head(self) -> int: ...
+
+    def block_hash(self, number: int) -> str | None:
+        """The canonical hash at that height now (None past the head)."""
+        ...
+
+    def payments(self, first: int, last: int, receivers: Collection[str]) -> list[ChainPayment]:
+        """Payments in blocks ``first..last``: token transfers to ``receivers`` (or to the
+        treasury) and invoice payments, from the configured contracts only."""
+        ...
+
+
+class PaymentWatchRepository(Protocol):
+    """The watcher's records: payments seen, its cursor, deposit addresses."""
+
+    def cursor(self, chain_id: int) -> tuple[int, str] | None: ...
+
+    def set_cursor(self, chain_id: int, block_number: int, block_hash: str) -> None: ...
+
+    def seen(
+        self, keys: Collection[tuple[int, str, int]]
+    ) -> dict[tuple[int, str, int], PaymentRow]:
+        """The recorded payments among ``keys`` ((chain_id, tx_hash, log_index))."""
+        ...
+
+    def upsert(self, rows: Sequence[PaymentRow]) -> None:
+        """Insert new rows, or replace recorded ones (a payment moved by a reorg)."""
+        ...
+
+    def pending(self, chain_id: int) -> list[PaymentRow]: ...
+
+    def set_status(
+        self, key: tuple[int, str, int], status: str, note: str | None, at_us: int | None
+    ) -> None: ...
+
+    def listing(self, *, limit: int, status: str | None = None) -> list[PaymentRow]:
+        """The latest payments, newest first."""
+        ...
+
+    def deposit_addresses(self) -> dict[str, str]:
+        """Deposit address (lower case) → account."""
+        ...
+
+    def add_deposit_address(self, address: str, account: str) -> None: ...
+
+
+class PaymentWatchTransaction(Protocol):
+    @property
+    def chain(self) -> PaymentWatchRepository: ...
+
+
+class PaymentWatchUnitOfWork(Protocol):
+    def write(self) -> AbstractContextManager[PaymentWatchTransaction]: ...
+
+    def read(self) -> AbstractContextManager[PaymentWatchTransaction]: ...

@@ -22,10 +22,18 @@ from synor_economics.domain.usage import MAX_BATCH
 from synor_economics.services import billing_documents, documents, usage_documents
 from synor_economics.services.billing import BillingError, InvoiceNotFoundError
 from synor_economics.services.billing_documents import estimate_document, simulation_document
+from synor_economics.services.chain_documents import (
+    parse_window,
+    payment_document,
+    price_document,
+    round_document,
+    twap_document,
+)
 from synor_economics.services.estimate import estimate, read_estimate_file
 from synor_economics.services.invoice_render import invoice_csv as invoice_csv_text
 from synor_economics.services.invoice_render import invoice_html as invoice_page
 from synor_economics.services.invoice_render import invoice_pdf as invoice_pdf_bytes
+from synor_economics.services.oracle import OracleStaleError
 from synor_economics.services.replacement import ReplacementError
 from synor_economics.services.simulation import read_simulation, run_simulation
 from synor_economics.services.system import System
@@ -143,6 +151,7 @@ def create_app(system: System) -> FastAPI:
     _usage_routes(app, system)
     _billing_routes(app, system)
     _invoice_routes(app, system)
+    _chain_routes(app, system)
     _account_routes(app, system)
     return app
 
@@ -491,3 +500,44 @@ def _usage_routes(app: FastAPI, system: System) -> None:
         """Rejected and conflicting events, newest first, with their reasons and bodies."""
         letters = system.usage.dead_letters(limit=limit, before=before)
         return usage_documents.dead_letters_page(letters, limit)
+
+
+Window = Annotated[
+    str, Query(description="A duration: seconds, or 90s, 30m, 24h, 7d", examples=["30m"])
+]
+
+
+def _chain_routes(app: FastAPI, system: System) -> None:
+    """The SYNOR/USD oracle and the payments seen on chain."""
+
+    @app.exception_handler(OracleStaleError)
+    async def _no_price(_request: Request, error: OracleStaleError) -> JSONResponse:
+        return _error(503, "no_price", str(error))
+
+    @app.get("/v1/oracle/price", tags=["oracle"])
+    def oracle_price() -> dict[str, Any]:
+        """The last good SYNOR/USD price: its confidence interval, its age, and whether it is
+        stale (no quorum in the latest round, or older than the maximum age)."""
+        return price_document(system.oracle.price())
+
+    @app.get("/v1/oracle/twap", tags=["oracle"])
+    def oracle_twap(window: Window = "30m") -> dict[str, Any]:
+        """Arithmetic and geometric time-weighted averages of the published price."""
+        return twap_document(system.oracle.twap(parse_window(window)))
+
+    @app.get("/v1/oracle/history", tags=["oracle"])
+    def oracle_history(window: Window = "24h") -> dict[str, Any]:
+        """The oracle's rounds over a window, oldest first, with each source's quote."""
+        rounds = system.oracle.history(parse_window(window))
+        return {"rounds": [round_document(r) for r in rounds]}
+
+    @app.get("/v1/payments", tags=["payments"])
+    def chain_payments(
+        status: Annotated[
+            str | None, Query(pattern="^(pending|credited|unmatched|orphaned)$")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> dict[str, Any]:
+        """Payments seen on chain, newest first, with their status."""
+        rows = system.payments.listing(limit=limit, status=status)
+        return {"payments": [payment_document(r) for r in rows]}

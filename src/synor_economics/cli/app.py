@@ -76,6 +76,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "invoice": ("billing", "invoice_app"),
     "account": ("billing", "account_app"),
     "demo": ("demo", "demo"),
+    "oracle": ("chain", "oracle_app"),
+    "payments": ("chain", "payments_app"),
+    "chain": ("chain", "chain_app"),
 }
 """Top-level command → (module under ``cli``, what it provides). ``register`` adds several."""
 

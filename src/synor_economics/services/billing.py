@@ -126,12 +126,17 @@ class BillingService:
         catalog: Catalog,
         *,
         rate_source: Callable[[], Fraction | None] = lambda: None,
+        lock_rate: Callable[[], Fraction | None] | None = None,
         grace: timedelta = timedelta(hours=1),
     ) -> None:
+        """``rate_source`` gives the SYNOR/USD rate drafts and estimates show; ``lock_rate``
+        (the same unless given) the one a period close locks on its invoices: the oracle's
+        TWAP, which refuses (raises) when the price is older than its maximum age."""
         self.uow = uow
         self.clock = clock
         self.catalog = catalog
         self.rate_source = rate_source
+        self.lock_rate = lock_rate or rate_source
         self.grace = grace
 
     def _now_us(self) -> int:
@@ -421,16 +426,21 @@ class BillingService:
         issued: list[str] = []
         already = 0
         ordered = sorted(candidates)
+        usd_rate = self.lock_rate()  # once: every invoice of the close locks the same rate
         chunks = [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
         # A pipeline, as the ledger's: the next chunk is read and rated (a read transaction, on
         # another thread) while this one is stored (the write transaction, here).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-close") as ahead:
-            upcoming = ahead.submit(self._prepare_chunk, period, chunks[0]) if chunks else None
+            upcoming = (
+                ahead.submit(self._prepare_chunk, period, chunks[0], usd_rate) if chunks else None
+            )
             for index in range(len(chunks)):
                 assert upcoming is not None
                 prepared = upcoming.result()
                 if index + 1 < len(chunks):
-                    upcoming = ahead.submit(self._prepare_chunk, period, chunks[index + 1])
+                    upcoming = ahead.submit(
+                        self._prepare_chunk, period, chunks[index + 1], usd_rate
+                    )
                 numbers, skipped = self._commit_chunk(period, prepared)
                 issued.extend(numbers)
                 already += skipped
@@ -438,10 +448,11 @@ class BillingService:
         broken = self._write_off_expired(period)
         return CloseReport(period, tuple(issued), already, broken)
 
-    def _prepare_chunk(self, period: Period, accounts: Sequence[str]) -> _Prepared:
+    def _prepare_chunk(
+        self, period: Period, accounts: Sequence[str], usd_rate: Fraction | None
+    ) -> _Prepared:
         """Rate a chunk of accounts from what is stored (a read transaction)."""
         end_us = to_us(period.end)
-        usd_rate = self.rate_source()
         with self.uow.read() as tx:
             done = tx.billing.invoiced_accounts(accounts, to_us(period.start))
             todo = [a for a in accounts if a not in done]

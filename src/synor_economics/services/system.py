@@ -14,6 +14,8 @@ from synor_economics.ports import Clock, EventStream
 from synor_economics.services.billing import BillingService
 from synor_economics.services.catalog import CatalogService
 from synor_economics.services.ledger import LedgerService
+from synor_economics.services.oracle import OracleService
+from synor_economics.services.payment_watch import PaymentWatcher
 from synor_economics.services.replacement import ReplacementService
 from synor_economics.services.usage import UsageService
 
@@ -55,6 +57,10 @@ class System:
     usage: UsageService
     replacements: ReplacementService
     billing: BillingService
+    oracle: OracleService
+    payments: PaymentWatcher
+    chain: Callable[[], Mapping[str, object]]
+    """Which chain the product is on and where its contracts are (reaching the chain)."""
     stream: EventStream
     schema: Schema
     settings: tuple[Setting, ...]

@@ -385,3 +385,84 @@ payments = Table(
 )
 """Payments and deposits recorded, keyed by their reference (a chain transfer's
 ``chain_id:tx_hash:log_index``, or an admin's reference): each is applied once."""
+
+chain_deployments = Table(
+    "chain_deployments",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True),
+    Column("genesis", String(66), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("address", String(42), nullable=False),
+    Column("deployed_us", BigInteger, nullable=False),
+)
+"""Where the project's contracts live on each chain (told apart by chain id and genesis hash),
+so a restart against the same node finds them instead of deploying again."""
+
+oracle_readings = Table(
+    "oracle_readings",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("at", BigInteger, primary_key=True),
+    Column("cumulative", BigAmount(), nullable=True),
+    Column("unit", Text, nullable=False),
+    Column("spot", Text, nullable=True),
+    Column("liquidity", Text, nullable=False),
+)
+"""Each price source's readings (accumulators, or a feed's quotes), by source and second: what
+per-source TWAPs are computed from. Exact rationals are stored as ``n/d`` text."""
+
+oracle_rounds = Table(
+    "oracle_rounds",
+    metadata,
+    Column("round", Integer, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("price", Text, nullable=True),
+    Column("low", Text, nullable=True),
+    Column("high", Text, nullable=True),
+    Column("quorum_met", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("submitted", Text, nullable=True),
+)
+"""Each oracle round: the aggregate (18-decimal text; none without a quorum), its confidence
+interval, each source's quote or the reason it was left out (JSON), and the transactions that
+submitted it on chain."""
+
+chain_payments = Table(
+    "chain_payments",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True),
+    Column("tx_hash", String(66), primary_key=True),
+    Column("log_index", Integer, primary_key=True),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", String(66), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("payer", String(42), nullable=False),
+    Column("receiver", String(42), nullable=False),
+    Column("amount", BigAmount(), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("seen_us", BigInteger, nullable=False),
+    Column("credited_us", BigInteger, nullable=True),
+)
+"""Token payments seen on chain, one row per ``(chain_id, tx_hash, log_index)``: ``pending``
+until confirmed, then ``credited`` (once: the billing payment reference is this key) or
+``orphaned`` when a reorg dropped its block before that."""
+
+chain_cursors = Table(
+    "chain_cursors",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", String(66), nullable=False),
+)
+"""How far a watcher has read each chain, with the hash of that block to notice a reorg."""
+
+deposit_addresses = Table(
+    "deposit_addresses",
+    metadata,
+    Column("address", String(42), primary_key=True),
+    Column("account", String(200), nullable=False),
+)
+"""Per-account deposit addresses: a SYNOR transfer to one is that account's prepaid deposit."""

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, text
 from synor_economics.adapters.sql.billing_repository import SqlBillingRepository
 from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
+from synor_economics.adapters.sql.oracle_repository import SqlOracleRepository
+from synor_economics.adapters.sql.payment_watch_repository import SqlPaymentWatchRepository
 from synor_economics.adapters.sql.usage_repository import SqlUsageRepository
 
 LEDGER_LOCK_KEY = 0x53594E4F52
@@ -18,6 +20,10 @@ LEDGER_LOCK_KEY = 0x53594E4F52
 USAGE_LOCK_KEY = 0x5553414745
 """The lock usage writers take instead ("USAGE"): metering never waits for the ledger, nor the
 ledger for metering; their tables do not overlap."""
+
+ORACLE_LOCK_KEY = 0x4F5241434C45
+"""The oracle's and the payment watcher's own records ("ORACLE"): a round never waits for a
+ledger batch. (Crediting a payment goes through billing, under the ledger's lock.)"""
 
 _SHARED_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
 _EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -31,6 +37,8 @@ class SqlTransaction:
         self._ledger = SqlLedgerRepository(conn)
         self._usage = SqlUsageRepository(conn)
         self._billing = SqlBillingRepository(conn)
+        self._oracle = SqlOracleRepository(conn)
+        self._chain = SqlPaymentWatchRepository(conn)
 
     @property
     def ledger(self) -> SqlLedgerRepository:
@@ -43,6 +51,14 @@ class SqlTransaction:
     @property
     def billing(self) -> SqlBillingRepository:
         return self._billing
+
+    @property
+    def oracle(self) -> SqlOracleRepository:
+        return self._oracle
+
+    @property
+    def chain(self) -> SqlPaymentWatchRepository:
+        return self._chain
 
 
 class SqlUnitOfWork:

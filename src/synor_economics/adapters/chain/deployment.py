@@ -1,0 +1,85 @@
+"""The project's contracts on a chain: found where a deployment was recorded, else deployed.
+
+A deployment is recorded per chain id and genesis hash. A node restarted on the same chain
+finds its contracts; the in-process chain is new at every start (a new genesis), so its
+contracts are deployed again, which takes well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from synor_economics.adapters.chain.compiled import load_artifact
+from synor_economics.adapters.chain.evm import ChainError, EvmChain
+
+CONTRACTS = ("SynorToken", "PriceOracle", "InvoicePayments", "FeeDistributor")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainPlan:
+    """What to deploy with, where nothing is recorded yet."""
+
+    deployer: LocalAccount
+    treasury: str
+    reporters: Sequence[str]
+    quorum: int
+    deviation_bps: int
+    heartbeat: int
+    max_age: int
+    initial_supply: int = 10**9 * 10**18
+
+
+def deploy_all(chain: EvmChain, plan: ChainPlan) -> dict[str, str]:
+    """Deploy the four contracts and register the reporters; their addresses by name."""
+    token = chain.deploy(
+        load_artifact("SynorToken"), plan.deployer, "Synor", "SYNOR", plan.initial_supply
+    )
+    oracle = chain.deploy(
+        load_artifact("PriceOracle"),
+        plan.deployer,
+        plan.deployer.address,
+        plan.quorum,
+        plan.deviation_bps,
+        plan.heartbeat,
+        plan.max_age,
+    )
+    bound = chain.contract("PriceOracle", oracle)
+    for reporter in plan.reporters:
+        chain.transact(
+            bound.functions.add_reporter(Web3.to_checksum_address(reporter)), plan.deployer
+        )
+    payments = chain.deploy(load_artifact("InvoicePayments"), plan.deployer, token, plan.treasury)
+    distributor = chain.deploy(load_artifact("FeeDistributor"), plan.deployer, token)
+    return {
+        "SynorToken": token,
+        "PriceOracle": oracle,
+        "InvoicePayments": payments,
+        "FeeDistributor": distributor,
+    }
+
+
+def ensure_contracts(
+    chain: EvmChain,
+    recorded: Mapping[str, str],
+    plan: Callable[[], ChainPlan],
+    record: Callable[[Mapping[str, str]], None],
+) -> dict[str, str]:
+    """The recorded deployment if its code is on the chain; otherwise a new one, recorded."""
+    if recorded and all(name in recorded for name in CONTRACTS):
+        missing = [
+            name
+            for name in CONTRACTS
+            if not chain.w3.eth.get_code(Web3.to_checksum_address(recorded[name]))
+        ]
+        if missing:
+            raise ChainError(
+                f"the recorded {', '.join(missing)} has no code on chain {chain.chain_id}"
+            )
+        return dict(recorded)
+    addresses = deploy_all(chain, plan())
+    record(addresses)
+    return addresses
