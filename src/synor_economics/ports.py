@@ -432,9 +432,10 @@ class EventStream(Protocol):
 class PriceReading(NamedTuple):
     """One reading of a SYNOR/USD price source at one moment (SPEC §8).
 
-    A DEX pair gives its cumulative-price accumulator: the TWAP between two readings is
-    ``((c1 - c0) mod 2**256) * unit / (t1 - t0)``, never a spot price. An off-chain feed gives a
-    spot quote, which the oracle turns into a time-weighted average of the quotes it stored.
+    A v2-style pair gives its cumulative-price accumulator: the TWAP between two readings is
+    ``((c1 - c0) mod 2**256) * unit / (t1 - t0)``, never a spot price. A v3-style pool keeps its
+    own observations and gives its TWAP over the window directly (``twap``, ``history``). An
+    off-chain feed gives a spot quote, which the oracle averages over the quotes it stored.
     """
 
     source: str
@@ -448,6 +449,11 @@ class PriceReading(NamedTuple):
     """A feed's quote in USD per SYNOR; None for an accumulator."""
     liquidity: Fraction
     """The source's depth in USD: its weight in the median, and what the floor is checked on."""
+    twap: Fraction | None = None
+    """A TWAP the source computed from its own on-chain history (a Uniswap-v3-style pool's
+    ``observe``), in USD per SYNOR; None for the others."""
+    history: int = 0
+    """Seconds of history behind ``twap``."""
 
 
 class PriceSource(Protocol):

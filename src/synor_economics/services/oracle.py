@@ -161,6 +161,8 @@ class OracleService:
     def _quote(self, repo: OracleRepository, reading: PriceReading) -> SourceQuote:
         """The source's TWAP over the window ending at this reading, from what is stored."""
         start = reading.timestamp - self.config.window
+        if reading.twap is not None:
+            return SourceQuote(reading.source, reading.twap, reading.liquidity, reading.history)
         if reading.cumulative is not None:
             base = repo.reading_at_or_before(reading.source, start) or repo.oldest_reading(
                 reading.source

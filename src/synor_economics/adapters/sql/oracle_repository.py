@@ -32,6 +32,8 @@ def _reading(row: Any) -> PriceReading:
         unit=Fraction(row.unit),
         spot=_fraction(row.spot),
         liquidity=Fraction(row.liquidity),
+        twap=_fraction(row.twap),
+        history=int(row.history),
     )
 
 
@@ -68,6 +70,8 @@ class SqlOracleRepository:
                     "unit": str(reading.unit),
                     "spot": _text(reading.spot),
                     "liquidity": str(reading.liquidity),
+                    "twap": _text(reading.twap),
+                    "history": reading.history,
                 },
             )
 

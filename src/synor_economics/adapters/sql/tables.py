@@ -407,6 +407,8 @@ oracle_readings = Table(
     Column("unit", Text, nullable=False),
     Column("spot", Text, nullable=True),
     Column("liquidity", Text, nullable=False),
+    Column("twap", Text, nullable=True),
+    Column("history", Integer, nullable=False, server_default=text("0")),
 )
 """Each price source's readings (accumulators, or a feed's quotes), by source and second: what
 per-source TWAPs are computed from. Exact rationals are stored as ``n/d`` text."""

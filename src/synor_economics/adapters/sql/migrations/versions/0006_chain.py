@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("unit", sa.Text, nullable=False),
         sa.Column("spot", sa.Text, nullable=True),
         sa.Column("liquidity", sa.Text, nullable=False),
+        sa.Column("twap", sa.Text, nullable=True),
+        sa.Column("history", sa.Integer, nullable=False, server_default=sa.text("0")),
         sa.PrimaryKeyConstraint("source", "at", name="pk_oracle_readings"),
     )
     op.create_table(
