@@ -612,9 +612,11 @@ class PaymentWatchRepository(Protocol):
 
     def pending(self, chain_id: int) -> list[PaymentRow]: ...
 
-    def set_status(
-        self, key: tuple[int, str, int], status: str, note: str | None, at_us: int | None
-    ) -> None: ...
+    def set_statuses(
+        self, changes: Sequence[tuple[tuple[int, str, int], str, str | None, int | None]]
+    ) -> None:
+        """(key, status, note, credited at µs) for each payment to change."""
+        ...
 
     def listing(self, *, limit: int, status: str | None = None) -> list[PaymentRow]:
         """The latest payments, newest first."""

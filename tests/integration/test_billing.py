@@ -364,3 +364,38 @@ def test_two_closers_at_once_bill_every_account_once(
     accounts = [world.billing.invoice(n).account for n in issued]
     assert sorted(accounts) == [f"acct_{n:02d}" for n in range(30)]
     assert world.ledger.check().ok
+
+
+def test_a_batch_of_receipts_applies_each_once_and_refuses_only_the_bad_ones(
+    world: World,
+) -> None:
+    """What the payment watcher sends: payments and deposits in one transaction."""
+    from synor_economics.services.billing import MoneyIn
+
+    world.events(cpu("e1", "acct_a", "360000"))  # 2 SYNOR due
+    after_close(world)
+    (number,) = world.billing.close_period(NOV).issued
+    world.billing.deposit("acct_b", SYNOR, "old")
+    outcomes = world.billing.receive_all(
+        [
+            MoneyIn("p1", SYNOR, number=number),
+            MoneyIn("p2", 2 * SYNOR, number=number),  # 1 SYNOR to the invoice, 1 to prepaid
+            MoneyIn("p1", SYNOR, number=number),  # the same again in the batch: once
+            MoneyIn("x", SYNOR, number="SYN-2026-999999"),  # no such invoice
+            MoneyIn("old", SYNOR, account="acct_b"),  # applied before: a retry
+            MoneyIn("old", 5 * SYNOR, account="acct_b"),  # same reference, other details
+            MoneyIn("d1", 3 * SYNOR, account="acct_c"),
+            MoneyIn("zero", 0, account="acct_c"),
+        ]
+    )
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == [
+        "PaymentRecord", "PaymentRecord", "PaymentRecord", "InvoiceNotFoundError",
+        "PaymentRecord", "BillingError", "PaymentRecord", "BillingError",
+    ]  # fmt: skip
+    assert outcomes[0] == outcomes[2]
+    assert world.billing.invoice(number).status is InvoiceStatus.PAID
+    assert world.balance("customer:acct_a:prepaid") == SYNOR
+    assert world.balance("customer:acct_b:prepaid") == SYNOR
+    assert world.balance("customer:acct_c:prepaid") == 3 * SYNOR
+    assert world.ledger.check().ok

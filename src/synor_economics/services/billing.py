@@ -16,13 +16,13 @@ reference; the same one again with the same body is a no-op, with another body a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from synor_economics.domain.billing import (
     DAY_US,
@@ -116,6 +116,15 @@ class Draft:
     as_of: datetime
     rated: Rated
     projected: bool = False
+
+
+class MoneyIn(NamedTuple):
+    """SYNOR received: for an invoice (``number``) or, without one, an account's prepaid."""
+
+    reference: str
+    amount: int
+    account: str = ""
+    number: str | None = None
 
 
 class BillingService:
@@ -221,53 +230,114 @@ class BillingService:
         """A payment against an invoice: what it has due, the rest to prepaid (SPEC §7)."""
         return self._receive(amount, reference, number=number)
 
+    def receive_all(self, items: Sequence[MoneyIn]) -> list[PaymentRecord | BillingError]:
+        """Many payments and deposits in one write transaction (the payment watcher's batch),
+        each applied once per reference; per item its record, or the reason it was refused
+        (refused items write nothing). The batch's ledger accounts are opened and its
+        transfers posted together. If the ledger refuses a posting, which aborts the whole
+        transaction, the items are taken one by one instead so the others still go in."""
+        now_us = self._now_us()
+        try:
+            with self.uow.write() as tx:
+                results: list[PaymentRecord | BillingError] = []
+                applied: dict[str, PaymentRecord] = {}
+                transfers: list[Transfer] = []
+                for item in items:
+                    try:
+                        checked = self._check_receipt(tx, item, applied)
+                    except BillingError as error:
+                        results.append(error)
+                        continue
+                    if isinstance(checked, PaymentRecord):
+                        results.append(checked)  # a retry: applied once
+                        continue
+                    record, transfer = self._receipt(tx, item, checked, now_us)
+                    applied[item.reference] = record
+                    transfers.append(transfer)
+                    results.append(record)
+                if applied:
+                    self._open(tx, {r.account for r in applied.values()}, now_us)
+                    _post(tx, transfers, now_us)
+                    for record in applied.values():
+                        tx.billing.add_payment(record)
+                return results
+        except BillingError:
+            if len(items) == 1:
+                raise
+        outcomes: list[PaymentRecord | BillingError] = []
+        for item in items:
+            try:
+                outcomes.extend(self.receive_all([item]))
+            except BillingError as error:
+                outcomes.append(error)
+        return outcomes
+
     def _receive(
         self, amount: int, reference: str, *, account: str = "", number: str | None = None
     ) -> PaymentRecord:
         """Money for an account (a deposit), or for an invoice (a payment: its account is the
         invoice's), in one write transaction."""
-        if amount <= 0:
+        (outcome,) = self.receive_all([MoneyIn(reference, amount, account, number)])
+        if isinstance(outcome, BillingError):
+            raise outcome
+        return outcome
+
+    @staticmethod
+    def _check_receipt(
+        tx: BillingTransaction, item: MoneyIn, applied: Mapping[str, PaymentRecord]
+    ) -> IssuedInvoice | PaymentRecord | None:
+        """Everything that can refuse a receipt, before anything is written: the invoice it
+        pays (None for a deposit), or the record of the same receipt applied before (stored,
+        or earlier in this batch: ``applied``)."""
+        if item.amount <= 0:
             raise BillingError("an amount received must be more than 0")
-        now_us = self._now_us()
-        with self.uow.write() as tx:
-            invoice = None if number is None else _require(tx, number)
-            if invoice is not None:
-                account = invoice.account
-            seen = tx.billing.payment(reference)
-            if seen is not None:
-                if (seen.account, seen.invoice, seen.amount) != (account, number, amount):
-                    raise BillingError(f"payment {reference} was recorded with other details")
-                return seen
-            to_invoice = 0
-            if invoice is not None:
-                assert number is not None
-                to_invoice = min(amount, invoice.outstanding)
-                paid = invoice.paid + to_invoice
-                tx.billing.set_payment_state(
-                    number,
-                    paid=paid,
-                    credited=invoice.credited,
-                    status=_settled(invoice, paid, invoice.credited),
-                )
-            record = PaymentRecord(
-                reference, account, number, amount, to_invoice, amount - to_invoice, now_us
+        invoice = None if item.number is None else _require(tx, item.number)
+        account = item.account if invoice is None else invoice.account
+        seen = applied.get(item.reference) or tx.billing.payment(item.reference)
+        if seen is not None:
+            if (seen.account, seen.invoice, seen.amount) != (account, item.number, item.amount):
+                raise BillingError(f"payment {item.reference} was recorded with other details")
+            return seen
+        return invoice
+
+    @staticmethod
+    def _receipt(
+        tx: BillingTransaction, item: MoneyIn, invoice: IssuedInvoice | None, now_us: int
+    ) -> tuple[PaymentRecord, Transfer]:
+        """Apply a checked receipt to its invoice (what it has due; the rest is prepaid, SPEC
+        §7); the payment's record and ledger transfer, for the caller to store and post."""
+        account, number = item.account, item.number
+        to_invoice = 0
+        if invoice is not None:
+            assert number is not None
+            account = invoice.account
+            to_invoice = min(item.amount, invoice.outstanding)
+            paid = invoice.paid + to_invoice
+            tx.billing.set_payment_state(
+                number,
+                paid=paid,
+                credited=invoice.credited,
+                status=_settled(invoice, paid, invoice.credited),
             )
-            self._open(tx, [account], now_us)
-            transfer: Transfer
-            if number is None:
-                transfer = deposit_transfer(account, reference, amount)
-            else:
-                transfer = settlement_transfer(
-                    f"payment:{reference}",
-                    code="invoice.payment",
-                    source=CLEARING,
-                    account=account,
-                    to_receivable=to_invoice,
-                    to_prepaid=amount - to_invoice,
-                )
-            _post(tx, [transfer], now_us)
-            tx.billing.add_payment(record)
-            return record
+        record = PaymentRecord(
+            item.reference,
+            account,
+            number,
+            item.amount,
+            to_invoice,
+            item.amount - to_invoice,
+            now_us,
+        )
+        if number is None:
+            return record, deposit_transfer(account, item.reference, item.amount)
+        return record, settlement_transfer(
+            f"payment:{item.reference}",
+            code="invoice.payment",
+            source=CLEARING,
+            account=account,
+            to_receivable=to_invoice,
+            to_prepaid=item.amount - to_invoice,
+        )
 
     # -- corrections ---------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ invoice number) is ``unmatched``, with the reason, for an operator to settle: no
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,9 +34,11 @@ from synor_economics.ports import (
     PaymentRow,
     PaymentWatchUnitOfWork,
 )
-from synor_economics.services.billing import BillingService
+from synor_economics.services.billing import BillingService, MoneyIn
 
 PENDING, CREDITED, UNMATCHED, ORPHANED = "pending", "credited", "unmatched", "orphaned"
+CREDIT_CHUNK = 500
+"""Payments credited per billing transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,45 +135,60 @@ class PaymentWatcher:
     def _settle(
         self, chain: PaymentChain, head: int, deposits: dict[str, str]
     ) -> tuple[int, int, int]:
-        """Orphan pending payments whose block left the chain; credit the confirmed ones."""
+        """Orphan pending payments whose block left the chain; credit the confirmed ones, a
+        chunk at a time (one billing transaction each, then one to mark them)."""
         with self.uow.read() as tx:
             pending = tx.chain.pending(chain.chain_id)
         hashes: dict[int, str | None] = {}
-        credited = unmatched = orphaned = 0
+        marks: list[tuple[ChainPayment, str, str | None]] = []
+        due: list[ChainPayment] = []
         for row in pending:
             payment = row.payment
             number = payment.block_number
             if number not in hashes:
                 hashes[number] = chain.block_hash(number)
             if hashes[number] != payment.block_hash:
-                self._mark(payment, ORPHANED, "its block left the chain (a reorg)", None)
-                orphaned += 1
-                continue
-            if head - number + 1 < self.confirmations:
-                continue
-            status, note = self._credit(payment, deposits)
-            self._mark(payment, status, note, _us(self.clock) if status == CREDITED else None)
-            credited += status == CREDITED
-            unmatched += status == UNMATCHED
-        return credited, unmatched, orphaned
+                marks.append((payment, ORPHANED, "its block left the chain (a reorg)"))
+            elif head - number + 1 >= self.confirmations:
+                due.append(payment)
+        for start in range(0, len(due), CREDIT_CHUNK):
+            marks.extend(self._credit(due[start : start + CREDIT_CHUNK], deposits))
+        now_us = _us(self.clock)
+        with self.uow.write() as tx:
+            tx.chain.set_statuses(
+                [
+                    (_key(payment), status, note, now_us if status == CREDITED else None)
+                    for payment, status, note in marks
+                ]
+            )
+        count = Counter(status for _, status, _ in marks)
+        return count[CREDITED], count[UNMATCHED], count[ORPHANED]
 
-    def _credit(self, payment: ChainPayment, deposits: dict[str, str]) -> tuple[str, str | None]:
-        """Credit through billing, with the payment's key as its reference (applied once)."""
-        try:
+    def _credit(
+        self, payments: list[ChainPayment], deposits: dict[str, str]
+    ) -> list[tuple[ChainPayment, str, str | None]]:
+        """Credit through billing, each with its key as the reference (applied once)."""
+        marks: list[tuple[ChainPayment, str, str | None]] = []
+        items: list[tuple[ChainPayment, MoneyIn, str]] = []
+        for payment in payments:
             if payment.kind == "invoice" and payment.reference:
-                self.billing.pay(payment.reference, payment.amount, payment.key)
-                return CREDITED, f"invoice {payment.reference}"
+                item = MoneyIn(payment.key, payment.amount, number=payment.reference)
+                items.append((payment, item, f"invoice {payment.reference}"))
+                continue
             account = deposits.get(payment.receiver.lower())
             if account is None:
-                return UNMATCHED, "a transfer to the treasury that names no invoice or account"
-            self.billing.deposit(account, payment.amount, payment.key)
-            return CREDITED, f"prepaid of {account}"
-        except SynorError as error:
-            return UNMATCHED, str(error)
-
-    def _mark(self, payment: ChainPayment, status: str, note: str | None, at: int | None) -> None:
-        with self.uow.write() as tx:
-            tx.chain.set_status(_key(payment), status, note, at)
+                note = "a transfer to the treasury that names no invoice or account"
+                marks.append((payment, UNMATCHED, note))
+            else:
+                item = MoneyIn(payment.key, payment.amount, account=account)
+                items.append((payment, item, f"prepaid of {account}"))
+        outcomes = self.billing.receive_all([item for _, item, _ in items]) if items else []
+        for (payment, _, note), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, SynorError):
+                marks.append((payment, UNMATCHED, str(outcome)))
+            else:
+                marks.append((payment, CREDITED, note))
+        return marks
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
 
 from synor_economics.adapters.sql.tables import chain_cursors, chain_payments, deposit_addresses
 from synor_economics.ports import ChainPayment, PaymentRow
@@ -117,18 +117,26 @@ class SqlPaymentWatchRepository:
         )
         return [_row(row) for row in rows]
 
-    def set_status(
-        self, key: tuple[int, str, int], status: str, note: str | None, at_us: int | None
+    def set_statuses(
+        self, changes: Sequence[tuple[tuple[int, str, int], str, str | None, int | None]]
     ) -> None:
-        chain_id, tx_hash, log_index = key
-        self.conn.execute(
+        if not changes:
+            return
+        statement = (
             update(chain_payments)
             .where(
-                chain_payments.c.chain_id == chain_id,
-                chain_payments.c.tx_hash == tx_hash,
-                chain_payments.c.log_index == log_index,
+                chain_payments.c.chain_id == bindparam("k_chain"),
+                chain_payments.c.tx_hash == bindparam("k_tx"),
+                chain_payments.c.log_index == bindparam("k_log"),
             )
-            .values(status=status, note=note, credited_us=at_us)
+            .values(status=bindparam("status"), note=bindparam("note"), credited_us=bindparam("at"))
+        )
+        self.conn.execute(
+            statement,
+            [
+                {"k_chain": k[0], "k_tx": k[1], "k_log": k[2], "status": st, "note": n, "at": at}
+                for k, st, n, at in changes
+            ],
         )
 
     def listing(self, *, limit: int, status: str | None = None) -> list[PaymentRow]:
