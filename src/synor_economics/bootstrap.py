@@ -261,6 +261,7 @@ class ChainRuntime:
             lambda: self.chain,
             lambda: self.addresses["SynorToken"],
             lambda: int(self._clock.now().timestamp()),
+            self._settings.oracle_window,
         )
 
     def publisher(self) -> OracleContractPublisher:

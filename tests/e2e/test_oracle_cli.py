@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from fastapi.testclient import TestClient
 
 from synor_economics.api.app import create_app
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
-from tests.e2e.conftest import Cli, TestClient
+from tests.e2e.conftest import Cli
 
 WINDOW = 2  # seconds: rounds need a window's history before they count
 
@@ -32,7 +33,7 @@ class Feeds(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(json.dumps({"usd": {"price": price}}).encode())
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -77,7 +78,7 @@ def test_the_oracle_runs_publishes_and_is_read_by_every_face(cli: Cli, sources: 
 
     price = cli.json("oracle", "price", **env)
     assert (price["price"], price["round"], price["stale"]) == ("0.02", second["round"], False)
-    assert float(price["low"]) < 0.02 < float(price["high"])  # noqa: PLR2004 - display check
+    assert float(price["low"]) < 0.02 < float(price["high"])
     history = cli.json("oracle", "history", "--window", "1h", **env)
     assert [r["round"] for r in history] == [first["round"], second["round"]]
     twap = cli.json("oracle", "twap", "--window", "1s", **env)

@@ -27,7 +27,7 @@ from synor_economics.adapters.chain.compiled import Artifact, load_artifact
 from synor_economics.domain.errors import SynorError
 
 if TYPE_CHECKING:
-    from eth_tester import EthereumTester  # type: ignore[import-untyped]
+    from eth_tester import EthereumTester
 
 DEPLOY_GAS = 6_000_000
 CALL_GAS = 500_000
@@ -240,10 +240,11 @@ class EvmChain:
     # --- the in-process chain's clock and history -----------------------------------------
 
     def travel(self, timestamp: int) -> None:
-        """Move the in-process chain's clock: the next block is mined at ``timestamp``.
+        """Move the in-process chain's clock forward to ``timestamp``.
 
-        eth-tester's ``time_travel`` mines a block one second before the given time; asking
-        for one second later leaves the next block at the time asked for.
+        eth-tester's ``time_travel`` mines a block at ``timestamp - 1`` at once; the blocks
+        after it follow one second apart (while the chain is ahead of the wall clock). Read
+        the latest block's time rather than assume it.
         """
         self._tester("moving the clock").time_travel(timestamp)
 

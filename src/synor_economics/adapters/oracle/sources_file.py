@@ -7,6 +7,12 @@
     token = "0x..."           # SYNOR's address; default: the project's deployed token
 
     [[source]]
+    name = "uniswap-v3:SYNOR/USDC"
+    kind = "uniswap-v3"
+    pool = "0x..."            # the pool's address (its own observations give the TWAP)
+    token = "0x..."           # as above
+
+    [[source]]
     name = "feed:exchange-a"
     kind = "json-feed"
     url = "https://example.org/synor-usd"
@@ -29,10 +35,12 @@ from typing import Any
 from synor_economics.adapters.chain.evm import EvmChain
 from synor_economics.adapters.oracle.json_feed import JsonFeedSource
 from synor_economics.adapters.oracle.uniswap_v2 import UniswapV2Source
+from synor_economics.adapters.oracle.uniswap_v3 import UniswapV3Source
 from synor_economics.domain.errors import SynorError
 from synor_economics.ports import PriceSource
 
-KINDS = ("uniswap-v2", "json-feed")
+KINDS = ("uniswap-v2", "uniswap-v3", "json-feed")
+_REQUIRED = {"uniswap-v2": ("pair",), "uniswap-v3": ("pool",), "json-feed": ("url", "weight")}
 
 
 class SourcesFileError(SynorError, ValueError):
@@ -60,8 +68,7 @@ def read_sources_file(path: Path) -> list[dict[str, Any]]:
         kind = entry.get("kind")
         if kind not in KINDS:
             raise SourcesFileError(f"{where}: kind must be one of {', '.join(KINDS)}")
-        required = ("pair",) if kind == "uniswap-v2" else ("url", "weight")
-        for field in required:
+        for field in _REQUIRED[kind]:
             if not entry.get(field):
                 raise SourcesFileError(f"{where}: {field} is required for {kind}")
         if kind == "json-feed":
@@ -79,14 +86,21 @@ def build_sources(
     chain: Callable[[], EvmChain],
     synor_token: Callable[[], str],
     now: Callable[[], int],
+    window: int,
 ) -> list[PriceSource]:
-    """Source objects for the entries; the chain is reached only if a source is on chain."""
+    """Source objects for the entries; the chain is reached only if a source is on chain.
+    ``window`` is the TWAP window a v3 pool is asked to observe."""
     sources: list[PriceSource] = []
     for entry in entries:
+        token = entry.get("token")
         if entry["kind"] == "uniswap-v2":
             sources.append(
-                UniswapV2Source(
-                    chain(), entry["name"], entry["pair"], entry.get("token") or synor_token()
+                UniswapV2Source(chain(), entry["name"], entry["pair"], token or synor_token())
+            )
+        elif entry["kind"] == "uniswap-v3":
+            sources.append(
+                UniswapV3Source(
+                    chain(), entry["name"], entry["pool"], token or synor_token(), window=window
                 )
             )
         else:
