@@ -118,7 +118,7 @@ def market(chain: EvmChain) -> tuple[list[PriceSource], OracleContractPublisher]
             heartbeat=WINDOW,
             max_age=3600,
         ),
-    )
+    ).addresses
     synor = chain.contract("SynorToken", addresses["SynorToken"])
     factory = deploy_factory(chain, owner)
     sources: list[PriceSource] = []

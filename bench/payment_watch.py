@@ -66,7 +66,7 @@ def main() -> None:
             heartbeat=3600,
             max_age=3600,
         ),
-    )
+    ).addresses
     token = chain.contract("SynorToken", addresses["SynorToken"])
     compiled = compile_code(SPRAY, output_formats=["abi", "bytecode"])
     spray_artifact = Artifact("Spray", compiled["abi"], compiled["bytecode"])

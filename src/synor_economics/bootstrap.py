@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 from fractions import Fraction
 from functools import cached_property
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from synor_economics.adapters.stream.redis_stream import RedisEventStream
     from synor_economics.config import Settings
     from synor_economics.domain.catalog import Catalog
-    from synor_economics.ports import Clock, PriceSource
+    from synor_economics.ports import Clock, Deployment, PriceSource
     from synor_economics.services.oracle import OracleConfig, OracleService
     from synor_economics.services.system import Setting, System
 
@@ -188,9 +188,13 @@ class ChainRuntime:
             return EvmChain.rpc(self._settings.chain_rpc)
         return EvmChain.in_process()
 
-    @cached_property
+    @property
     def addresses(self) -> dict[str, str]:
-        """The contracts' addresses: as recorded for this chain, or deployed now."""
+        return self.deployment.addresses
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        """The contracts on this chain: as recorded, or deployed now."""
         from synor_economics.adapters.chain.deployment import ensure_contracts
         from synor_economics.domain.instants import to_us
 
@@ -199,10 +203,10 @@ class ChainRuntime:
         with self._uow.read() as tx:
             recorded = tx.oracle.deployment(chain.chain_id, genesis)
 
-        def record(addresses: Mapping[str, str]) -> None:
+        def record(deployment: Deployment) -> None:
             with self._uow.write() as tx:
                 tx.oracle.add_deployment(
-                    chain.chain_id, genesis, addresses, to_us(self._clock.now())
+                    chain.chain_id, genesis, deployment, to_us(self._clock.now())
                 )
 
         return ensure_contracts(chain, recorded, self._plan, record)
@@ -272,12 +276,13 @@ class ChainRuntime:
     def payment_chain(self) -> EvmPaymentChain:
         from synor_economics.adapters.chain.payment_logs import EvmPaymentChain
 
-        addresses = self.addresses
+        deployment = self.deployment
         return EvmPaymentChain(
             self.chain,
-            addresses["SynorToken"],
-            addresses["InvoicePayments"],
+            deployment.addresses["SynorToken"],
+            deployment.addresses["InvoicePayments"],
             self.treasury(),
+            first_block=deployment.first_block,
         )
 
     def describe(self) -> dict[str, object]:

@@ -467,6 +467,14 @@ class PriceSource(Protocol):
         ...
 
 
+class Deployment(NamedTuple):
+    """Where the project's contracts are on a chain, and the block their deployment began at
+    (where reading the chain for payments starts)."""
+
+    addresses: dict[str, str]
+    first_block: int
+
+
 class OracleRound(NamedTuple):
     """One round of the oracle: the aggregate price (None without a quorum), its interval."""
 
@@ -522,12 +530,12 @@ class OracleRepository(Protocol):
         """(at, price) of rounds with a quorum in [start, end], with the last one before."""
         ...
 
-    def deployment(self, chain_id: int, genesis: str) -> dict[str, str]:
-        """Contract name → address of the project's contracts on that chain."""
+    def deployment(self, chain_id: int, genesis: str) -> Deployment | None:
+        """The project's contracts on that chain, if recorded."""
         ...
 
     def add_deployment(
-        self, chain_id: int, genesis: str, addresses: Mapping[str, str], now_us: int
+        self, chain_id: int, genesis: str, deployment: Deployment, now_us: int
     ) -> None: ...
 
 
@@ -582,6 +590,11 @@ class PaymentChain(Protocol):
     def chain_id(self) -> int: ...
 
     def head(self) -> int: ...
+
+    @property
+    def first_block(self) -> int:
+        """Where payments can begin: the block the contracts were deployed from."""
+        ...
 
     def block_hash(self, number: int) -> str | None:
         """The canonical hash at that height now (None past the head)."""

@@ -105,7 +105,7 @@ def deployed(chain: EvmChain, feeds: str) -> Market:
             heartbeat=WINDOW,
             max_age=3600,
         ),
-    )
+    ).addresses
     synor = chain.contract("SynorToken", addresses["SynorToken"])
     factory = deploy_factory(chain, owner)
     pairs = []

@@ -86,7 +86,7 @@ def deployed() -> Contracts:
             heartbeat=3600,
             max_age=3600,
         ),
-    )
+    ).addresses
     token = chain.contract("SynorToken", addresses["SynorToken"])
     chain.transact(token.functions.transfer(signers[6].address, 1_000 * SYNOR), signers[0])
     return Contracts(

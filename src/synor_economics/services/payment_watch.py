@@ -97,7 +97,7 @@ class PaymentWatcher:
             cursor = tx.chain.cursor(chain.chain_id)
             deposits = tx.chain.deposit_addresses()
         reorg = cursor is not None and chain.block_hash(cursor[0]) != cursor[1]
-        first = 0 if cursor is None else cursor[0] + 1
+        first = chain.first_block if cursor is None else cursor[0] + 1
         if reorg and cursor is not None:
             first = max(0, cursor[0] - self.reorg_depth)
         seen = 0

@@ -7,7 +7,7 @@ contracts are deployed again, which takes well under a second.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
@@ -15,6 +15,7 @@ from web3 import Web3
 
 from synor_economics.adapters.chain.compiled import load_artifact
 from synor_economics.adapters.chain.evm import ChainError, EvmChain
+from synor_economics.ports import Deployment
 
 CONTRACTS = ("SynorToken", "PriceOracle", "InvoicePayments", "FeeDistributor")
 
@@ -33,8 +34,10 @@ class ChainPlan:
     initial_supply: int = 10**9 * 10**18
 
 
-def deploy_all(chain: EvmChain, plan: ChainPlan) -> dict[str, str]:
-    """Deploy the four contracts and register the reporters; their addresses by name."""
+def deploy_all(chain: EvmChain, plan: ChainPlan) -> Deployment:
+    """Deploy the four contracts and register the reporters: their addresses by name, and the
+    block the deployment began at."""
+    first_block = chain.head() + 1
     token = chain.deploy(
         load_artifact("SynorToken"), plan.deployer, "Synor", "SYNOR", plan.initial_supply
     )
@@ -54,32 +57,33 @@ def deploy_all(chain: EvmChain, plan: ChainPlan) -> dict[str, str]:
         )
     payments = chain.deploy(load_artifact("InvoicePayments"), plan.deployer, token, plan.treasury)
     distributor = chain.deploy(load_artifact("FeeDistributor"), plan.deployer, token)
-    return {
+    addresses = {
         "SynorToken": token,
         "PriceOracle": oracle,
         "InvoicePayments": payments,
         "FeeDistributor": distributor,
     }
+    return Deployment(addresses, first_block)
 
 
 def ensure_contracts(
     chain: EvmChain,
-    recorded: Mapping[str, str],
+    recorded: Deployment | None,
     plan: Callable[[], ChainPlan],
-    record: Callable[[Mapping[str, str]], None],
-) -> dict[str, str]:
+    record: Callable[[Deployment], None],
+) -> Deployment:
     """The recorded deployment if its code is on the chain; otherwise a new one, recorded."""
-    if recorded and all(name in recorded for name in CONTRACTS):
+    if recorded is not None and all(name in recorded.addresses for name in CONTRACTS):
         missing = [
             name
             for name in CONTRACTS
-            if not chain.w3.eth.get_code(Web3.to_checksum_address(recorded[name]))
+            if not chain.w3.eth.get_code(Web3.to_checksum_address(recorded.addresses[name]))
         ]
         if missing:
             raise ChainError(
                 f"the recorded {', '.join(missing)} has no code on chain {chain.chain_id}"
             )
-        return dict(recorded)
-    addresses = deploy_all(chain, plan())
-    record(addresses)
-    return addresses
+        return recorded
+    deployment = deploy_all(chain, plan())
+    record(deployment)
+    return deployment

@@ -35,8 +35,11 @@ def _padded(address: str) -> str:
 class EvmPaymentChain:
     """The payment logs of one chain, token and payments contract."""
 
-    def __init__(self, chain: EvmChain, token: str, payments: str, treasury: str) -> None:
+    def __init__(
+        self, chain: EvmChain, token: str, payments: str, treasury: str, *, first_block: int = 0
+    ) -> None:
         self._chain = chain
+        self._first_block = first_block
         self._token = Web3.to_checksum_address(token)
         self._payments = Web3.to_checksum_address(payments)
         self.treasury = Web3.to_checksum_address(treasury)
@@ -49,6 +52,10 @@ class EvmPaymentChain:
 
     def head(self) -> int:
         return self._chain.head()
+
+    @property
+    def first_block(self) -> int:
+        return self._first_block
 
     def block_hash(self, number: int) -> str | None:
         if number > self._chain.head():

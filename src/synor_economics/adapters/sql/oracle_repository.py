@@ -6,14 +6,14 @@ unbounded integers. Nothing here is summed in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from synor_economics.adapters.sql.tables import chain_deployments, oracle_readings, oracle_rounds
-from synor_economics.ports import OracleRound, PriceReading
+from synor_economics.ports import Deployment, OracleRound, PriceReading
 
 
 def _text(value: Fraction | None) -> str | None:
@@ -165,16 +165,25 @@ class SqlOracleRepository:
             points.insert(0, (int(before.at), Fraction(before.price)))
         return points
 
-    def deployment(self, chain_id: int, genesis: str) -> dict[str, str]:
+    def deployment(self, chain_id: int, genesis: str) -> Deployment | None:
         rows = self.conn.execute(
-            select(chain_deployments.c.name, chain_deployments.c.address).where(
+            select(
+                chain_deployments.c.name,
+                chain_deployments.c.address,
+                chain_deployments.c.first_block,
+            ).where(
                 chain_deployments.c.chain_id == chain_id, chain_deployments.c.genesis == genesis
             )
         ).all()
-        return {str(name): str(address) for name, address in rows}
+        if not rows:
+            return None
+        return Deployment(
+            {str(name): str(address) for name, address, _ in rows},
+            min(int(block) for _, _, block in rows),
+        )
 
     def add_deployment(
-        self, chain_id: int, genesis: str, addresses: Mapping[str, str], now_us: int
+        self, chain_id: int, genesis: str, deployment: Deployment, now_us: int
     ) -> None:
         self.conn.execute(
             insert(chain_deployments),
@@ -184,8 +193,9 @@ class SqlOracleRepository:
                     "genesis": genesis,
                     "name": name,
                     "address": address,
+                    "first_block": deployment.first_block,
                     "deployed_us": now_us,
                 }
-                for name, address in sorted(addresses.items())
+                for name, address in sorted(deployment.addresses.items())
             ],
         )

@@ -393,6 +393,7 @@ chain_deployments = Table(
     Column("genesis", String(66), primary_key=True),
     Column("name", String(64), primary_key=True),
     Column("address", String(42), nullable=False),
+    Column("first_block", BigInteger, nullable=False),
     Column("deployed_us", BigInteger, nullable=False),
 )
 """Where the project's contracts live on each chain (told apart by chain id and genesis hash),

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("genesis", sa.String(66), nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("address", sa.String(42), nullable=False),
+        sa.Column("first_block", sa.BigInteger, nullable=False),
         sa.Column("deployed_us", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("chain_id", "genesis", "name", name="pk_chain_deployments"),
     )
