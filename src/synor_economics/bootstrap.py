@@ -131,6 +131,9 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         oracle=oracle,
         payments=payments,
         chain=runtime.describe,
+        chain_rpc=runtime.answer_json_rpc,
+        chain_in_process=not settings.chain_rpc,
+        oracle_sources=settings.oracle_sources is not None,
         replacements=ReplacementService(replacing_uow, clock, catalog),
         stream=stream,
         schema=schema,
@@ -229,7 +232,7 @@ class ChainRuntime:
         reporters = [r.address for r in self.reporters()]
         return ChainPlan(
             deployer=deployer,
-            treasury=self.treasury(),
+            treasury=self._planned_treasury(),
             reporters=reporters,
             quorum=len(reporters),
             deviation_bps=50,
@@ -244,6 +247,14 @@ class ChainRuntime:
         return self.chain.funded_signers()[1:4]
 
     def treasury(self) -> str:
+        """Where invoice payments go: as set, else as the deployed InvoicePayments says."""
+        if self._settings.treasury_address:
+            return self._settings.treasury_address
+        payments = self.chain.contract("InvoicePayments", self.addresses["InvoicePayments"])
+        return str(payments.functions.treasury().call())
+
+    def _planned_treasury(self) -> str:
+        """The treasury a new deployment pays into."""
         from synor_economics.adapters.chain.evm import ChainError
 
         if self._settings.treasury_address:
@@ -284,6 +295,15 @@ class ChainRuntime:
             self.treasury(),
             first_block=deployment.first_block,
         )
+
+    def answer_json_rpc(self, body: bytes) -> bytes:
+        """JSON-RPC against the in-process chain (``synor serve`` offers it at ``/rpc``)."""
+        from synor_economics.adapters.chain.evm import ChainError, answer_json_rpc
+
+        if self._settings.chain_rpc:
+            raise ChainError("the chain is a node (SYNOR_CHAIN_RPC): send requests to it")
+        self.deployment  # noqa: B018 - the contracts are there before anyone asks
+        return answer_json_rpc(self.chain, body)
 
     def describe(self) -> dict[str, object]:
         """Which chain, and where the contracts are (deploying them if needed)."""

@@ -98,6 +98,7 @@ ROUTES = {
     "/v1/oracle/twap",
     "/v1/oracle/history",
     "/v1/payments",
+    "/rpc",
 }
 COUNT_KEYS = {
     "seq",
@@ -258,6 +259,7 @@ def test_openapi_lists_every_route(client: TestClient) -> None:
         or p.endswith(("/deposits", "/credits", "/discounts", "/commitments"))
     }
     posts -= {"/v1/usage/replacements", "/v1/payments"}
+    posts.add("/rpc")
     puts = {"/v1/accounts/{account}/terms"}
     for path in paths:
         method = "post" if path in posts else "put" if path in puts else "get"

@@ -531,6 +531,14 @@ def _chain_routes(app: FastAPI, system: System) -> None:
         rounds = system.oracle.history(parse_window(window))
         return {"rounds": [round_document(r) for r in rounds]}
 
+    @app.post("/rpc", tags=["chain"], response_class=Response)
+    async def chain_rpc(request: Request) -> Response:
+        """JSON-RPC to the in-process chain that this server holds (the embedded default): point
+        a wallet, a script or another `synor` process (`SYNOR_CHAIN_RPC`) here. Refused when the
+        product runs against a node: ask the node."""
+        answer = await run_in_threadpool(system.chain_rpc, await request.body())
+        return Response(answer, media_type="application/json")
+
     @app.get("/v1/payments", tags=["payments"])
     def chain_payments(
         status: Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 from synor_economics.cli.app import JsonFlag, launcher_of, print_json, system_of
 from synor_economics.services.scheduler import BillingScheduler
 from synor_economics.services.stream_ingest import StreamWorker
+
+if TYPE_CHECKING:
+    from synor_economics.services.system import System
 
 
 def register(app: typer.Typer) -> None:
@@ -37,9 +40,22 @@ def serve(
             "scheduler in this process.",
         ),
     ] = True,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain/--no-chain",
+            help="With the in-process EVM (no SYNOR_CHAIN_RPC): start it with the contracts, "
+            "serve it at /rpc, watch it for payments and run oracle rounds (with "
+            "SYNOR_ORACLE_SOURCES).",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP API, a usage-stream worker and the billing scheduler (periods close after
-    their grace period; dunning notices) in one process; `--no-worker` runs the API alone."""
+    their grace period; dunning notices) in one process; `--no-worker` runs the API alone.
+
+    On the embedded default the process also holds the in-process EVM: its JSON-RPC is at
+    `/rpc`, its payments are watched and, with price sources configured, the oracle runs a round
+    a minute. (Against a node, run `synor payments watch` and `synor oracle run` yourself.)"""
 
     import uvicorn
 
@@ -79,6 +95,8 @@ def serve(
             f"usage stream: {system.stream.name} (worker {name}); billing scheduler: periods "
             "close after their grace period"
         )
+    if chain and system.chain_in_process:
+        _start_chain(system, console, base, stop)
     try:
         uvicorn.run(
             create_app(system), host=chosen_host, port=chosen_port, log_level=system.log_level
@@ -87,6 +105,25 @@ def serve(
         stop.set()  # the worker finishes the batch in hand; unacknowledged entries stay pending
         if consumer is not None:
             consumer.join(timeout=30)
+
+
+def _start_chain(system: System, console: Console, base: str, stop: threading.Event) -> None:
+    """Deploy the contracts on the in-process chain and start its payment watcher and, with
+    sources configured, the oracle's rounds."""
+    info = system.chain()
+    contracts = info.get("contracts")
+    console.print(f"chain: in-process EVM, JSON-RPC at {base}/rpc; contracts {contracts}")
+    threading.Thread(
+        target=system.payments.run,
+        args=(stop, 2.0),
+        name="synor-payment-watcher",
+        daemon=True,
+    ).start()
+    if system.oracle_sources:
+        threading.Thread(
+            target=system.oracle.run, args=(stop, 60.0), name="synor-oracle", daemon=True
+        ).start()
+        console.print("oracle: a round a minute")
 
 
 def show_config(ctx: typer.Context, as_json: JsonFlag = False) -> None:

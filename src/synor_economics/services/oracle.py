@@ -16,6 +16,8 @@ HALF_EVEN, to 18 decimals: what goes on chain (18-decimal fixed point) and what 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +36,8 @@ from synor_economics.ports import (
     PriceReading,
     PriceSource,
 )
+
+log = logging.getLogger(__name__)
 
 SCALE = 10**18
 """Prices are kept to 18 decimals: the on-chain oracle's fixed point."""
@@ -152,6 +156,16 @@ class OracleService:
                     tx.oracle.set_submitted(row.round, submitted)
                 row = row._replace(submitted=submitted)
         return row
+
+    def run(self, stop: threading.Event, interval_s: float = 60.0) -> None:
+        """A round every ``interval_s`` until ``stop`` is set (``synor serve``); a failing round
+        is logged, and the next one tries again."""
+        while not stop.is_set():
+            try:
+                self.run_round()
+            except Exception:  # a source or the chain down for a while must not end the oracle
+                log.exception("oracle round failed")
+            stop.wait(interval_s)
 
     def _publisher_now(self) -> PricePublisher | None:
         if self._publisher is None:

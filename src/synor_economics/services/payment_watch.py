@@ -21,6 +21,8 @@ invoice number) is ``unmatched``, with the reason, for an operator to settle: no
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ from synor_economics.ports import (
     PaymentWatchUnitOfWork,
 )
 from synor_economics.services.billing import BillingService, MoneyIn
+
+log = logging.getLogger(__name__)
 
 PENDING, CREDITED, UNMATCHED, ORPHANED = "pending", "credited", "unmatched", "orphaned"
 CREDIT_CHUNK = 500
@@ -189,6 +193,16 @@ class PaymentWatcher:
             else:
                 marks.append((payment, CREDITED, note))
         return marks
+
+    def run(self, stop: threading.Event, interval_s: float = 5.0) -> None:
+        """Poll until ``stop`` is set (``synor serve``); a failing poll is logged and tried
+        again next time, from the same cursor: nothing is skipped."""
+        while not stop.is_set():
+            try:
+                self.poll()
+            except Exception:  # a node down for a while must not end the watcher
+                log.exception("payment watcher poll failed")
+            stop.wait(interval_s)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ class System:
     payments: PaymentWatcher
     chain: Callable[[], Mapping[str, object]]
     """Which chain the product is on and where its contracts are (reaching the chain)."""
+    chain_rpc: Callable[[bytes], bytes]
+    """Answers JSON-RPC requests against the in-process chain (refused for a node)."""
+    chain_in_process: bool
+    oracle_sources: bool
+    """Whether price sources are configured (``synor serve`` then runs rounds)."""
     stream: EventStream
     schema: Schema
     settings: tuple[Setting, ...]

@@ -12,6 +12,8 @@ as long as the process; on a restart the contracts are deployed afresh (``deploy
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -64,14 +66,16 @@ class EvmChain:
 
     @classmethod
     def in_process(cls) -> EvmChain:
-        """A fresh py-evm chain in this process, mining a block per transaction."""
+        """A fresh py-evm chain in this process, mining a block per transaction. Its requests
+        are taken one at a time (eth-tester is not thread-safe; ``synor serve`` reaches it from
+        the API, the payment watcher and the oracle at once)."""
         from eth_tester import (  # noqa: PLC0415 - only in-process
             EthereumTester,
             PyEVMBackend,
         )
 
         tester = EthereumTester(PyEVMBackend())
-        return cls(Web3(EthereumTesterProvider(tester)), tester)
+        return cls(Web3(_SerialTesterProvider(tester)), tester)
 
     @classmethod
     def rpc(cls, url: str, timeout_s: float = 30.0) -> EvmChain:
@@ -263,6 +267,51 @@ class EvmChain:
         if self.tester is None:
             raise ChainError(f"{what} needs the in-process chain, not a node")
         return self.tester
+
+
+class _SerialTesterProvider(EthereumTesterProvider):
+    """eth-tester's provider, one request at a time."""
+
+    def __init__(self, tester: EthereumTester) -> None:
+        super().__init__(tester)
+        self._lock = threading.RLock()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._lock:
+            return super().make_request(method, params)
+
+
+def answer_json_rpc(chain: EvmChain, body: bytes) -> bytes:
+    """Answer a JSON-RPC request (or a batch) against the in-process chain, as a node would:
+    so wallets, scripts and other ``synor`` processes (``SYNOR_CHAIN_RPC``) can use the chain
+    that ``synor serve`` holds."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return _rpc_json({"jsonrpc": "2.0", "id": None, "error": _RPC_PARSE_ERROR})
+    if isinstance(request, list):
+        return _rpc_json([_rpc_answer(chain, item) for item in request])
+    return _rpc_json(_rpc_answer(chain, request))
+
+
+_RPC_PARSE_ERROR = {"code": -32700, "message": "parse error"}
+
+
+def _rpc_answer(chain: EvmChain, request: object) -> dict[str, Any]:
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid"}}
+    answer: dict[str, Any] = {"jsonrpc": "2.0", "id": request.get("id")}
+    try:
+        answer["result"] = chain.w3.manager.request_blocking(
+            request["method"], request.get("params") or []
+        )
+    except Exception as error:  # the node's answer to a call it refuses
+        answer["error"] = {"code": -32000, "message": str(error)}
+    return answer
+
+
+def _rpc_json(document: object) -> bytes:
+    return Web3.to_json(document).encode()  # type: ignore[arg-type]
 
 
 def event_topic(artifact: Artifact, event: str) -> str:
