@@ -246,3 +246,23 @@ def test_a_reorg_orphans_a_payment_its_branch_lost_and_credits_the_new_branch(
     world.chain.mine(CONFIRMATIONS)
     assert world.watcher.poll().credited == 1
     assert world.billing.invoice(world.invoice).status is InvoiceStatus.PAID
+
+
+def test_a_payment_orphaned_by_a_reorg_is_credited_when_the_chain_comes_back_to_it(
+    world: World,
+) -> None:
+    fork = world.chain.snapshot()
+    world.pay_invoice(world.due)
+    assert world.watcher.poll().seen == 1
+    with_payment = world.chain.snapshot()
+
+    world.chain.revert(fork)  # a branch without it ...
+    world.chain.mine(4)
+    assert world.watcher.poll().orphaned == 1
+    world.chain.revert(with_payment)  # ... and back to the one with it, now the longer one
+    world.chain.mine(6)
+    report = world.watcher.poll()
+    assert report.reorg
+    assert report.credited == 1
+    assert world.statuses() == [("invoice", "credited", world.due)]
+    assert world.billing.invoice(world.invoice).status is InvoiceStatus.PAID

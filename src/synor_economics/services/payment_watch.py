@@ -110,31 +110,32 @@ class PaymentWatcher:
             last = min(head, start + self.batch_blocks - 1)
             found = chain.payments(start, last, deposits)
             seen += len(found)
-            self._record(found)
+            self._record(found, chain.chain_id, last, chain.block_hash(last))
             progress(last - first + 1, head - first + 1)
-        head_hash = chain.block_hash(head)
-        if head_hash is not None:
-            with self.uow.write() as tx:
-                tx.chain.set_cursor(chain.chain_id, head, head_hash)
         credited, unmatched, orphaned = self._settle(chain, head, deposits)
         return WatchReport(head, scanned, seen, credited, unmatched, orphaned, reorg)
 
-    def _record(self, found: list[ChainPayment]) -> None:
-        """New payments become pending; one a reorg moved to another block is pending again
-        with that block; credited and unmatched ones stay as they are."""
-        if not found:
-            return
+    def _record(
+        self, found: list[ChainPayment], chain_id: int, last: int, last_hash: str | None
+    ) -> None:
+        """Record a batch of blocks' payments and move the cursor past them, together. New
+        payments become pending; one a reorg moved to another block, or brought back, is
+        pending again with its block; credited and unmatched ones stay as they are."""
         now_us = _us(self.clock)
         with self.uow.write() as tx:
-            known = tx.chain.seen([_key(p) for p in found])
+            known = tx.chain.seen([_key(p) for p in found]) if found else {}
             rows = []
             for payment in found:
                 before = known.get(_key(payment))
                 if before is None:
                     rows.append(PaymentRow(payment, PENDING, None, now_us, None))
-                elif before.status in (PENDING, ORPHANED) and before.payment != payment:
+                elif before.status == ORPHANED or (
+                    before.status == PENDING and before.payment != payment
+                ):
                     rows.append(PaymentRow(payment, PENDING, None, before.seen_us, None))
             tx.chain.upsert(rows)
+            if last_hash is not None:
+                tx.chain.set_cursor(chain_id, last, last_hash)
 
     def _settle(
         self, chain: PaymentChain, head: int, deposits: dict[str, str]
