@@ -138,7 +138,8 @@ class EvmChain:
         if value:
             fields["value"] = value
         tx = call.build_transaction(fields)
-        return self._send(tx, signer, what=f"{call.fn_name}", replay=lambda: call.call(fields))
+        replay = {"from": signer.address, "gas": gas, "value": value}  # no nonce: it is spent
+        return self._send(tx, signer, what=f"{call.fn_name}", replay=lambda: call.call(replay))
 
     def transact_in_one_block(
         self, calls: Sequence[tuple[Any, LocalAccount, int]]
@@ -237,7 +238,7 @@ class EvmChain:
             replay()
         except ContractLogicError as error:
             return str(error.message or error)
-        except Exception as error:  # the replay may fail otherwise on a moved chain
+        except Exception as error:  # eth-tester's TransactionFailed carries the reason too
             return str(error)
         return "no reason given"
 

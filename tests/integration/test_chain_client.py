@@ -1,0 +1,34 @@
+"""The chain client's own promises: a refused transaction says why, and nonces stay right
+after one."""
+
+from __future__ import annotations
+
+import pytest
+
+from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.evm import ChainError, EvmChain
+
+
+def test_a_reverted_transaction_raises_with_the_contracts_reason() -> None:
+    chain = EvmChain.in_process()
+    signers = chain.funded_signers()
+    deployment = deploy_all(
+        chain,
+        ChainPlan(
+            deployer=signers[0],
+            treasury=signers[9].address,
+            reporters=[signers[1].address],
+            quorum=1,
+            deviation_bps=50,
+            heartbeat=100,
+            max_age=100,
+        ),
+    )
+    assert deployment.first_block == 1
+    oracle = chain.contract("PriceOracle", deployment.addresses["PriceOracle"])
+    with pytest.raises(ChainError, match="submit reverted: .*not reporter"):
+        chain.transact(oracle.functions.submit(5), signers[4])
+    with pytest.raises(ChainError, match="zero price"):
+        chain.transact(oracle.functions.submit(0), signers[1])
+    chain.transact(oracle.functions.submit(7), signers[1])  # the nonce after a revert is right
+    assert oracle.functions.latest().call()[0] == 7
