@@ -26,7 +26,7 @@ def test_a_reverted_transaction_raises_with_the_contracts_reason() -> None:
     )
     assert deployment.first_block == 1
     oracle = chain.contract("PriceOracle", deployment.addresses["PriceOracle"])
-    with pytest.raises(ChainError, match="submit reverted: .*not reporter"):
+    with pytest.raises(ChainError, match=r"submit reverted: .*not reporter"):
         chain.transact(oracle.functions.submit(5), signers[4])
     with pytest.raises(ChainError, match="zero price"):
         chain.transact(oracle.functions.submit(0), signers[1])
