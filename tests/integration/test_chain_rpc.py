@@ -1,11 +1,10 @@
 """The product against an EVM JSON-RPC node (``SYNOR_CHAIN_RPC``) rather than its in-process
-chain: the node here is py-evm behind a JSON-RPC server over HTTP on this machine, so every call
-crosses a real socket as it would to any node. A restart finds the contracts it recorded; a
-payment made through the node is credited."""
+chain: the node here is py-evm behind a JSON-RPC server over HTTP on this machine (a separate
+chain from the product's own), so every call crosses a real socket as it would to any node. A
+restart finds the contracts it recorded; a payment made through the node is credited."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,10 +12,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from eth_tester import EthereumTester, PyEVMBackend
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 
-from synor_economics.adapters.chain.evm import TESTER_KEYS, ChainError, EvmChain
+from synor_economics.adapters.chain.evm import TESTER_KEYS, ChainError, EvmChain, answer_json_rpc
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
 
@@ -24,22 +22,13 @@ SYNOR = 10**18
 
 
 class JsonRpc(BaseHTTPRequestHandler):
-    """JSON-RPC over HTTP in front of an in-process EVM, one request at a time."""
+    """JSON-RPC over HTTP in front of an in-process EVM (the same answering ``synor serve``
+    offers at ``/rpc``)."""
 
-    w3: ClassVar[Web3]
-    lock = threading.Lock()
+    chain: ClassVar[EvmChain]
 
     def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": request.get("id")}
-        with self.lock:
-            try:
-                answer["result"] = self.w3.manager.request_blocking(
-                    request["method"], request.get("params", [])
-                )
-            except Exception as error:  # the node's answer to a bad call
-                answer["error"] = {"code": -32000, "message": str(error)}
-        body = Web3.to_json(answer).encode()
+        body = answer_json_rpc(self.chain, self.rfile.read(int(self.headers["Content-Length"])))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -52,7 +41,7 @@ class JsonRpc(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[str]:
-    JsonRpc.w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+    JsonRpc.chain = EvmChain.in_process()
     server = ThreadingHTTPServer(("127.0.0.1", 0), JsonRpc)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
