@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from synor_economics.services.system import Setting, System
 
 
+_SECRETS = frozenset({"chain_deployer_key", "oracle_reporter_keys"})
+"""Settings holding private keys: `synor config` says whether they are set, never what."""
+
+
 def describe_settings(settings: Settings) -> tuple[Setting, ...]:
     """Each setting with its effective value and where it came from."""
     from synor_economics.adapters.sql.engine import describe_url
@@ -52,8 +56,10 @@ def describe_settings(settings: Settings) -> tuple[Setting, ...]:
         value = getattr(settings, name)
         if name == "database_url":
             value = describe_url(settings.effective_database_url)
-        elif name == "stream_url" and value:
+        elif name in ("stream_url", "chain_rpc") and value:
             value = describe_url(str(value))
+        elif name in _SECRETS and value:
+            value = "(set, hidden)"
         rows.append(
             Setting(name, "" if value is None else str(value), source, field.description or "")
         )

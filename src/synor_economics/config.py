@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     synor_usd: Decimal | None = Field(
         default=None,
         gt=0,
-        description="A fixed SYNOR/USD rate (USD per SYNOR) for invoices until the oracle runs; "
-        "empty: USD values are not shown and USD prices cannot be billed",
+        description="A fixed SYNOR/USD rate (USD per SYNOR) for invoices instead of the oracle's; "
+        "empty: the oracle's when it has sources, else USD prices cannot be billed",
     )
     chain_rpc: str = Field(
         default="", description="JSON-RPC URL of an EVM node; empty means an in-process EVM"

@@ -160,6 +160,16 @@ def test_config_hides_the_database_password(cli: Cli) -> None:
     assert shown["value"] == "postgresql+psycopg://synor:***@db.example:5432/synor"
 
 
+def test_config_never_shows_private_keys(cli: Cli) -> None:
+    key = "0x" + "ab" * 32
+    settings = cli.json(
+        "config", SYNOR_CHAIN_DEPLOYER_KEY=key, SYNOR_ORACLE_REPORTER_KEYS=f"{key},{key}"
+    )
+    for name in ("chain_deployer_key", "oracle_reporter_keys"):
+        assert settings[name] == {"value": "(set, hidden)", "source": "environment"}
+    assert key[2:] not in cli.ok("config", SYNOR_CHAIN_DEPLOYER_KEY=key)
+
+
 def test_config_table_lists_every_setting(cli: Cli) -> None:
     out = cli.ok("config")
     for name in Settings.model_fields:
