@@ -144,3 +144,43 @@ def test_accumulators_pool_twaps_and_feed_quotes_meet_in_one_round(sqlite_url: s
     # the whole window (its 0.021 arrived at the window's end)
     assert quotes == {"v2": "0.02", "v3": "0.0201", "feed": "0.019"}
     assert row.price == Fraction(2, 100)  # weights 30,000 / 50,000 / 40,000
+
+
+class RefusingChain:
+    def submit(self, price_e18: int) -> dict[str, object]:
+        from synor_economics.adapters.chain.evm import ChainError
+
+        raise ChainError(f"submit of {price_e18} reverted: paused")
+
+
+def test_a_round_stands_when_the_chain_refuses_its_submission(sqlite_url: str) -> None:
+    t0 = 1_900_000_000
+    feeds = [
+        Scripted(
+            f"feed:{n}",
+            [
+                PriceReading(
+                    f"feed:{n}", t0, None, Fraction(1), Fraction(2, 100), Fraction(20_000)
+                ),
+                PriceReading(
+                    f"feed:{n}", t0 + 60, None, Fraction(1), Fraction(2, 100), Fraction(20_000)
+                ),
+            ],
+        )
+        for n in range(3)
+    ]
+    clock = FixedClock(datetime.fromtimestamp(t0, UTC))
+    oracle = OracleService(
+        SqlUnitOfWork(migrated_engine(sqlite_url), lock_key=ORACLE_LOCK_KEY),
+        clock,
+        OracleConfig(window=60, policy=Policy(min_history=60)),
+        sources=lambda: feeds,
+        publisher=RefusingChain,
+    )
+    oracle.run_round()
+    clock.at = datetime.fromtimestamp(t0 + 60, UTC)
+    row = oracle.run_round()
+    assert row.price == Fraction(2, 100)
+    assert row.submitted is not None
+    assert json.loads(row.submitted) == {"error": "submit of 20000000000000000 reverted: paused"}
+    assert oracle.price().price == Fraction(2, 100)  # the round stands

@@ -151,11 +151,22 @@ class OracleService:
         if row.price is not None:
             publisher = self._publisher_now()
             if publisher is not None:
-                submitted = json.dumps(dict(publisher.submit(int(row.price * SCALE))))
+                submitted = json.dumps(self._submit(publisher, row.price))
                 with self.uow.write() as tx:
                     tx.oracle.set_submitted(row.round, submitted)
                 row = row._replace(submitted=submitted)
         return row
+
+    @staticmethod
+    def _submit(publisher: PricePublisher, price: Fraction) -> dict[str, object]:
+        """Submit on chain; a chain that refuses is recorded with the round (which stands: the
+        next round submits again), not raised."""
+        scaled = price * SCALE  # an integer: the price was rounded to 18 decimals
+        try:
+            return dict(publisher.submit(round_ratio(scaled.numerator, scaled.denominator)))
+        except SynorError as error:
+            log.warning("submitting the oracle's price failed: %s", error)
+            return {"error": str(error)}
 
     def run(self, stop: threading.Event, interval_s: float = 60.0) -> None:
         """A round every ``interval_s`` until ``stop`` is set (``synor serve``); a failing round
@@ -182,6 +193,7 @@ class OracleService:
                 reading.source
             )
             if base is None or base.cumulative is None or base.timestamp >= reading.timestamp:
+                # no history yet: a quote the minimum-history rule leaves out (its price unused)
                 return SourceQuote(reading.source, Fraction(1), reading.liquidity, 0)
             span = reading.timestamp - base.timestamp
             delta = (reading.cumulative - base.cumulative) % 2**256
