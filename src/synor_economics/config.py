@@ -59,11 +59,13 @@ class Settings(BaseSettings):
     )
     chain_deployer_key: str = Field(
         default="",
+        pattern=r"^(0x[0-9a-fA-F]{64})?$",
         description="Private key that deploys the contracts where none are recorded "
         "(the in-process chain uses its first funded account)",
     )
     treasury_address: str = Field(
         default="",
+        pattern=r"^(0x[0-9a-fA-F]{40})?$",
         description="Where invoice payments go (the in-process chain: its tenth funded account)",
     )
     payment_confirmations: int = Field(
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
     )
     oracle_reporter_keys: str = Field(
         default="",
+        pattern=r"^(0x[0-9a-fA-F]{64}(\s*,\s*0x[0-9a-fA-F]{64})*)?$",
         description="Comma-separated private keys the oracle submits prices with "
         "(the in-process chain: its funded accounts 2-4)",
     )

@@ -181,6 +181,15 @@ BAD_STARTUP = [
     pytest.param({"SYNOR_PORT": "notanumber"}, "SYNOR_PORT", id="port-not-a-number"),
     pytest.param({"SYNOR_PORT": "70000"}, "SYNOR_PORT", id="port-out-of-range"),
     pytest.param({"SYNOR_LOG_LEVEL": "loud"}, "SYNOR_LOG_LEVEL", id="unknown-log-level"),
+    pytest.param({"SYNOR_TREASURY_ADDRESS": "0x12"}, "SYNOR_TREASURY_ADDRESS", id="address"),
+    pytest.param(
+        {"SYNOR_CHAIN_DEPLOYER_KEY": "0x" + "1" * 63 + "z"}, "SYNOR_CHAIN_DEPLOYER_KEY", id="key"
+    ),
+    pytest.param(
+        {"SYNOR_ORACLE_REPORTER_KEYS": "0x" + "1" * 64 + ";0x" + "2" * 64},
+        "SYNOR_ORACLE_REPORTER_KEYS",
+        id="reporter-keys",
+    ),
 ]
 
 
@@ -190,6 +199,13 @@ def test_a_bad_setting_fails_and_names_it(cli: Cli, settings: dict[str, str], na
     assert done.returncode != 0
     assert done.stdout == ""
     assert named in done.stderr
+
+
+def test_a_malformed_key_is_refused_without_being_printed(cli: Cli) -> None:
+    key = "0x" + "7" * 63 + "z"
+    done = cli.run("config", "--json", SYNOR_CHAIN_DEPLOYER_KEY=key)
+    assert done.returncode != 0
+    assert "7777777" not in done.stderr + done.stdout
 
 
 def test_a_bad_setting_is_a_short_message_not_a_traceback(cli: Cli) -> None:
