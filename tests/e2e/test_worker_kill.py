@@ -80,17 +80,22 @@ def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(
     }
     # Small batches keep each worker busy for the whole round, so the kills land mid-batch.
     worker = [*COMMAND, "worker", "--batch", "4", "--claim-idle", "0.3"]
-    progress = []
+    progress = [0]
     for _ in range(10):
         process = subprocess.Popen(
             worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.8, 1.6))
+        # Kill at a random point once the worker is counting (how long it takes to start
+        # depends on how busy the machine is; a kill during start-up would prove nothing).
+        deadline = time.monotonic() + 30
+        while total_counted(system, now) == progress[-1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         progress.append(total_counted(system, now))
-    # Most kills landed mid-stream (some rounds may die while starting up).
-    assert sum(0 < done < EVENTS for done in progress) >= 4, progress
+    # The kills landed mid-stream: each round counted more, and the stream was not done.
+    assert sum(0 < done < EVENTS for done in progress[1:]) >= 4, progress
     drained = subprocess.run(
         [*worker[:-1], "0", "--drain"],
         env=env,
