@@ -66,7 +66,8 @@ def _print_round(console: Console, row: OracleRound, seconds: float) -> None:
     state = (
         f"[green]{decimal_text(row.price)}[/green] USD per SYNOR"
         if row.price is not None
-        else "[red]no quorum: the last good price stands, marked stale[/red]"
+        else "[red]no quorum: no price this round (the last good one, if any, stands, "
+        "marked stale)[/red]"
     )
     console.print(f"round {row.round} at {when(row.at)}: {state} ({seconds * 1000:.0f} ms)")
     table = Table("source", "TWAP", "liquidity (USD)", "history (s)", "used", "why not")
@@ -137,7 +138,7 @@ def oracle_twap(
         Console().print(
             f"TWAP {document['start']} → {document['end']}: arithmetic "
             f"{document['arithmetic']}, geometric {document['geometric']} "
-            f"({twap.points} rounds)"
+            f"({twap.points} round{'' if twap.points == 1 else 's'})"
         )
 
 
