@@ -68,6 +68,13 @@ def test_serve_holds_the_chain_and_credits_a_payment_made_on_it(tmp_path: Path, 
                 f"{base}/v1/ledger/accounts/customer:acct_chain:prepaid", timeout=5
             ).json()
             assert account["balance"] == str(5 * SYNOR)
+            number = httpx.post(
+                f"{base}/rpc",
+                json={"jsonrpc": "2.0", "id": 7, "method": "eth_blockNumber", "params": []},
+                timeout=5,
+            ).json()
+            assert number["id"] == 7
+            assert number["result"].startswith("0x")  # a quantity, as any node spells it
             bad = httpx.post(f"{base}/rpc", content=b"{not json", timeout=5).json()
             assert bad["error"]["code"] == -32700
         finally:

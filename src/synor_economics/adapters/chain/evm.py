@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -303,16 +303,32 @@ def _rpc_answer(chain: EvmChain, request: object) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid"}}
     answer: dict[str, Any] = {"jsonrpc": "2.0", "id": request.get("id")}
     try:
-        answer["result"] = chain.w3.manager.request_blocking(
-            request["method"], request.get("params") or []
-        )
+        result = chain.w3.manager.request_blocking(request["method"], request.get("params") or [])
     except Exception as error:  # the node's answer to a call it refuses
         answer["error"] = {"code": -32000, "message": str(error)}
+    else:
+        answer["result"] = _wire(result)
     return answer
 
 
+def _wire(value: Any) -> Any:
+    """A result as JSON-RPC spells it: integers as hex quantities, bytes as hex data (web3.py
+    hands back Python ints and bytes; wallets and other clients expect the wire format)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return Web3.to_hex(bytes(value))
+    if isinstance(value, Mapping):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(item) for item in value]
+    return value
+
+
 def _rpc_json(document: object) -> bytes:
-    return Web3.to_json(document).encode()  # type: ignore[arg-type]
+    return json.dumps(document).encode()
 
 
 def event_topic(artifact: Artifact, event: str) -> str:
