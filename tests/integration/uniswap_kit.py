@@ -25,11 +25,12 @@ PACKAGES = Path(__file__).resolve().parents[1] / "chain"
 V2_BUILD = PACKAGES / "node_modules" / "@uniswap" / "v2-core" / "build"
 
 
-def uniswap_v2_build() -> Path:
-    """The folder of v2-core's artifacts, installed with npm if missing (once, under a lock
-    that parallel test workers share)."""
-    if (V2_BUILD / "UniswapV2Factory.json").exists():
-        return V2_BUILD
+def install_packages(marker: Path) -> None:
+    """Install ``tests/chain``'s npm packages unless ``marker`` (a file they bring) is there:
+    once, under a lock that parallel test workers share. Without npm the test skips, or fails
+    under ``SYNOR_REQUIRE_SERVICES=1``."""
+    if marker.exists():
+        return
     npm = shutil.which("npm")
     if npm is None:
         reason = "npm is not installed: the Uniswap artifacts cannot be fetched"
@@ -38,13 +39,18 @@ def uniswap_v2_build() -> Path:
         pytest.skip(reason)
     with (PACKAGES / ".install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (V2_BUILD / "UniswapV2Factory.json").exists():
+        if not marker.exists():
             subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                 cwd=PACKAGES,
                 check=True,
                 timeout=300,
             )
+
+
+def uniswap_v2_build() -> Path:
+    """The folder of v2-core's artifacts, installed with npm if missing."""
+    install_packages(V2_BUILD / "UniswapV2Factory.json")
     return V2_BUILD
 
 

@@ -10,23 +10,18 @@ holds tokens and pays the pool from them.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from math import isqrt
 from pathlib import Path
 
-import pytest
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from synor_economics.adapters.chain.compiled import Artifact, read_artifact
 from synor_economics.adapters.chain.evm import EvmChain
-from tests.integration.uniswap_kit import PACKAGES, uniswap_v2_build
+from tests.integration.uniswap_kit import PACKAGES, install_packages
 
 V3_ARTIFACTS = PACKAGES / "node_modules" / "@uniswap" / "v3-core" / "artifacts" / "contracts"
 FACTORY_JSON = V3_ARTIFACTS / "UniswapV3Factory.sol" / "UniswapV3Factory.json"
@@ -118,25 +113,9 @@ def _pay(amount0: uint256, amount1: uint256):
 
 
 def uniswap_v3_build() -> Path:
-    """The folder of v3-core's contract artifacts, installed with npm if missing (the v2 kit
-    installs both packages; it skips, or fails under ``SYNOR_REQUIRE_SERVICES=1``, without npm)."""
-    uniswap_v2_build()
-    if not FACTORY_JSON.exists():  # an install from before v3-core was listed
-        npm = shutil.which("npm")
-        if npm is None:
-            reason = "npm is not installed: the Uniswap v3 artifacts cannot be fetched"
-            if os.environ.get("SYNOR_REQUIRE_SERVICES") == "1":
-                pytest.fail(reason)
-            pytest.skip(reason)
-        with (PACKAGES / ".install.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not FACTORY_JSON.exists():
-                subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                    cwd=PACKAGES,
-                    check=True,
-                    timeout=300,
-                )
+    """The folder of v3-core's contract artifacts, installed with npm if missing (one install
+    brings both packages; an install from before v3-core was listed is brought up to date)."""
+    install_packages(FACTORY_JSON)
     return V3_ARTIFACTS
 
 
