@@ -24,11 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from fractions import Fraction
 
 from synor_economics.domain.money import decimal_text
-from synor_economics.domain.twap import OracleError
+from synor_economics.domain.twap import OracleError, exact_input
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +44,9 @@ class SourceQuote:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
             raise OracleError(f"a source needs a non-empty name, got {self.source!r}")
-        object.__setattr__(self, "price", _as_fraction(self.price, f"{self.source}: price"))
+        object.__setattr__(self, "price", exact_input(self.price, f"{self.source}: price"))
         object.__setattr__(
-            self, "liquidity", _as_fraction(self.liquidity, f"{self.source}: liquidity")
+            self, "liquidity", exact_input(self.liquidity, f"{self.source}: liquidity")
         )
         if isinstance(self.history, bool) or not isinstance(self.history, int):
             raise OracleError(f"{self.source}: history must be an int of seconds")
@@ -76,8 +75,8 @@ class Policy:
             raise OracleError(f"the quorum must be at least 1, got {self.quorum}")
         if self.min_history < 0:
             raise OracleError(f"min_history must not be negative, got {self.min_history}")
-        floor = _as_fraction(self.liquidity_floor, "liquidity_floor")
-        deviation = _as_fraction(self.max_deviation, "max_deviation")
+        floor = exact_input(self.liquidity_floor, "liquidity_floor")
+        deviation = exact_input(self.max_deviation, "max_deviation")
         if floor < 0:
             raise OracleError(f"the liquidity floor must not be negative, got {floor}")
         if deviation < 0:
@@ -123,8 +122,8 @@ def weighted_median(values: Sequence[tuple[Fraction, Fraction]]) -> Fraction:
         raise OracleError("the weighted median of nothing is undefined")
     merged: dict[Fraction, Fraction] = {}
     for index, (raw_price, raw_weight) in enumerate(values):
-        price = _as_fraction(raw_price, f"price {index}")
-        weight = _as_fraction(raw_weight, f"weight {index}")
+        price = exact_input(raw_price, f"price {index}")
+        weight = exact_input(raw_weight, f"weight {index}")
         if weight <= 0:
             raise OracleError(f"weight {index} must be positive, got {weight}")
         merged[price] = merged.get(price, Fraction(0)) + weight
@@ -224,14 +223,3 @@ def _percent(ratio: Fraction) -> str:
 
 def _number(value: Fraction) -> str:
     return decimal_text(value, places=8)
-
-
-def _as_fraction(value: object, what: str) -> Fraction:
-    """An exact number as a ``Fraction``; a float, a bool or a non-finite Decimal is refused."""
-    if isinstance(value, bool) or not isinstance(value, int | Fraction | Decimal):
-        raise OracleError(
-            f"{what} must be exact (int, Decimal or Fraction), not {type(value).__name__}"
-        )
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise OracleError(f"{what} must be finite: {value}")
-    return Fraction(value)

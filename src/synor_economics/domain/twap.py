@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from fractions import Fraction
 
-from synor_economics.domain.errors import SynorError
+from synor_economics.domain.errors import MoneyError, SynorError
+from synor_economics.domain.money import exact
 
 Q112 = 2**112
 """The scale of Uniswap v2's UQ112.112 fixed-point prices: 1.0 is ``2**112``."""
@@ -177,7 +178,7 @@ def scale_decimals(raw_price: Fraction, base_decimals: int, quote_decimals: int)
     ``10**base_decimals`` raw units and fetches ``raw × 10**base_decimals`` raw quote units, which
     is that over ``10**quote_decimals`` whole ones.
     """
-    price = _as_fraction(raw_price, "raw price")
+    price = exact_input(raw_price, "raw price")
     for decimals, what in ((base_decimals, "base_decimals"), (quote_decimals, "quote_decimals")):
         _require_int(decimals, what)
         if not 0 <= decimals <= 255:
@@ -293,7 +294,7 @@ def _validated_series(points: Sequence[tuple[int, Fraction]]) -> list[tuple[int,
     series: list[tuple[int, Fraction]] = []
     for index, (timestamp, raw_price) in enumerate(points):
         _require_int(timestamp, f"timestamp of observation {index}")
-        price = _as_fraction(raw_price, f"price of observation {index}")
+        price = exact_input(raw_price, f"price of observation {index}")
         if price <= 0:
             raise OracleError(f"observation {index} has a non-positive price: {price}")
         if series and timestamp <= series[-1][0]:
@@ -338,15 +339,13 @@ def _ln(price: Fraction) -> Decimal:
     return (Decimal(price.numerator) / Decimal(price.denominator)).ln()
 
 
-def _as_fraction(value: object, what: str) -> Fraction:
-    """An exact price as a ``Fraction``; a float, a bool or a non-finite Decimal is refused."""
-    if isinstance(value, bool) or not isinstance(value, int | Fraction | Decimal):
-        raise OracleError(
-            f"{what} must be exact (int, Decimal or Fraction), not {type(value).__name__}"
-        )
-    if isinstance(value, Decimal) and not value.is_finite():
-        raise OracleError(f"{what} must be finite: {value}")
-    return Fraction(value)
+def exact_input(value: object, what: str) -> Fraction:
+    """An exact number as a ``Fraction`` (``money.exact``: a float, a bool or a non-finite
+    Decimal is refused), refused with the oracle's error."""
+    try:
+        return exact(value, what=what)  # type: ignore[arg-type]  # checked there
+    except MoneyError as error:
+        raise OracleError(str(error)) from None
 
 
 def _require_int(value: object, what: str) -> None:
