@@ -25,7 +25,7 @@ from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.deployment import deploy_all, local_plan
 from synor_economics.adapters.chain.evm import EvmChain
 from synor_economics.adapters.oracle.json_feed import JsonFeedSource
 from synor_economics.adapters.oracle.publisher import OracleContractPublisher
@@ -107,18 +107,7 @@ class ChainClock:
 def market(chain: EvmChain) -> tuple[list[PriceSource], OracleContractPublisher]:
     signers = chain.funded_signers()
     owner = signers[0]
-    addresses = deploy_all(
-        chain,
-        ChainPlan(
-            deployer=owner,
-            treasury=signers[9].address,
-            reporters=[s.address for s in signers[1:4]],
-            quorum=3,
-            deviation_bps=50,
-            heartbeat=WINDOW,
-            max_age=3600,
-        ),
-    ).addresses
+    addresses = deploy_all(chain, local_plan(chain, reporters=3, heartbeat=WINDOW)).addresses
     synor = chain.contract("SynorToken", addresses["SynorToken"])
     factory = deploy_factory(chain, owner)
     sources: list[PriceSource] = []

@@ -20,7 +20,7 @@ from pathlib import Path
 from vyper import compile_code
 
 from synor_economics.adapters.chain.compiled import Artifact
-from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.deployment import deploy_all, local_plan
 from synor_economics.adapters.chain.evm import EvmChain
 from synor_economics.adapters.chain.payment_logs import EvmPaymentChain
 from synor_economics.adapters.clock import SystemClock
@@ -55,18 +55,7 @@ def main() -> None:
     chain = EvmChain.in_process()
     signers = chain.funded_signers()
     owner = signers[0]
-    addresses = deploy_all(
-        chain,
-        ChainPlan(
-            deployer=owner,
-            treasury=signers[9].address,
-            reporters=[signers[1].address],
-            quorum=1,
-            deviation_bps=50,
-            heartbeat=3600,
-            max_age=3600,
-        ),
-    ).addresses
+    addresses = deploy_all(chain, local_plan(chain, reporters=1)).addresses
     token = chain.contract("SynorToken", addresses["SynorToken"])
     compiled = compile_code(SPRAY, output_formats=["abi", "bytecode"])
     spray_artifact = Artifact("Spray", compiled["abi"], compiled["bytecode"])

@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.deployment import deploy_all, local_plan
 from synor_economics.adapters.chain.evm import ChainError, EvmChain
 
 
 def test_a_reverted_transaction_raises_with_the_contracts_reason() -> None:
     chain = EvmChain.in_process()
     signers = chain.funded_signers()
-    deployment = deploy_all(
-        chain,
-        ChainPlan(
-            deployer=signers[0],
-            treasury=signers[9].address,
-            reporters=[signers[1].address],
-            quorum=1,
-            deviation_bps=50,
-            heartbeat=100,
-            max_age=100,
-        ),
-    )
+    deployment = deploy_all(chain, local_plan(chain, reporters=1, heartbeat=100, max_age=100))
     assert deployment.first_block == 1
     oracle = chain.contract("PriceOracle", deployment.addresses["PriceOracle"])
     with pytest.raises(ChainError, match=r"submit reverted: .*not reporter"):

@@ -20,7 +20,7 @@ from typing import ClassVar
 import pytest
 from web3.contract import Contract
 
-from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.deployment import deploy_all, local_plan
 from synor_economics.adapters.chain.evm import EvmChain
 from synor_economics.adapters.oracle.json_feed import JsonFeedSource
 from synor_economics.adapters.oracle.publisher import OracleContractPublisher
@@ -94,18 +94,7 @@ def deployed(chain: EvmChain, feeds: str) -> Market:
     """The project's contracts, five SYNOR/stablecoin pools near 0.02 USD and a thin one."""
     signers = chain.funded_signers()
     owner = signers[0]
-    addresses = deploy_all(
-        chain,
-        ChainPlan(
-            deployer=owner,
-            treasury=signers[9].address,
-            reporters=[s.address for s in signers[1:4]],
-            quorum=3,
-            deviation_bps=50,
-            heartbeat=WINDOW,
-            max_age=3600,
-        ),
-    ).addresses
+    addresses = deploy_all(chain, local_plan(chain, reporters=3, heartbeat=WINDOW)).addresses
     synor = chain.contract("SynorToken", addresses["SynorToken"])
     factory = deploy_factory(chain, owner)
     pairs = []

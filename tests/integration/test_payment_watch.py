@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 
 from synor_economics.adapters.chain.compiled import load_artifact
-from synor_economics.adapters.chain.deployment import ChainPlan, deploy_all
+from synor_economics.adapters.chain.deployment import deploy_all, local_plan
 from synor_economics.adapters.chain.evm import EvmChain
 from synor_economics.adapters.chain.payment_logs import EvmPaymentChain
 from synor_economics.adapters.clock import FixedClock
@@ -75,18 +75,7 @@ class World:
 def deployed() -> Contracts:
     chain = EvmChain.in_process()
     signers = chain.funded_signers()
-    addresses = deploy_all(
-        chain,
-        ChainPlan(
-            deployer=signers[0],
-            treasury=signers[9].address,
-            reporters=[signers[1].address],
-            quorum=1,
-            deviation_bps=50,
-            heartbeat=3600,
-            max_age=3600,
-        ),
-    ).addresses
+    addresses = deploy_all(chain, local_plan(chain, reporters=1)).addresses
     token = chain.contract("SynorToken", addresses["SynorToken"])
     chain.transact(token.functions.transfer(signers[6].address, 1_000 * SYNOR), signers[0])
     return Contracts(

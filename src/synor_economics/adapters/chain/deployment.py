@@ -34,6 +34,24 @@ class ChainPlan:
     initial_supply: int = 10**9 * 10**18
 
 
+def local_plan(
+    chain: EvmChain, *, reporters: int = 3, heartbeat: int = 3600, max_age: int = 3600
+) -> ChainPlan:
+    """A plan on the in-process chain's funded accounts, as the product's own defaults go: the
+    first deploys, the last is the treasury, the next ``reporters`` report (all of them make the
+    quorum). For tests and benchmarks that set up a chain by hand."""
+    funded = chain.funded_signers()
+    return ChainPlan(
+        deployer=funded[0],
+        treasury=funded[-1].address,
+        reporters=[signer.address for signer in funded[1 : 1 + reporters]],
+        quorum=reporters,
+        deviation_bps=50,
+        heartbeat=heartbeat,
+        max_age=max_age,
+    )
+
+
 def deploy_all(chain: EvmChain, plan: ChainPlan) -> Deployment:
     """Deploy the four contracts and register the reporters: their addresses by name, and the
     block the deployment began at."""
