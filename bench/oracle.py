@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +38,7 @@ from synor_economics.services.oracle import OracleConfig, OracleService, PricePu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Uniswap kit
 from tests.integration.uniswap_kit import (
+    ChainClock,
     create_pair,
     deploy_factory,
     deploy_test_token,
@@ -94,14 +94,6 @@ class Feed(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-class ChainClock:
-    def __init__(self, chain: EvmChain) -> None:
-        self.chain = chain
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.chain.block("latest")[2], UTC)
 
 
 def market(chain: EvmChain) -> tuple[list[PriceSource], OracleContractPublisher]:

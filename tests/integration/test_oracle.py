@@ -12,7 +12,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -32,20 +31,16 @@ from synor_economics.ports import PriceSource
 from synor_economics.services.billing import BillingService
 from synor_economics.services.oracle import OracleConfig, OracleService, OracleStaleError
 from tests.conftest import migrated_engine
-from tests.integration.uniswap_kit import Pair, create_pair, deploy_factory, deploy_test_token
+from tests.integration.uniswap_kit import (
+    ChainClock,
+    Pair,
+    create_pair,
+    deploy_factory,
+    deploy_test_token,
+)
 
 E18 = 10**18
 WINDOW = 1800
-
-
-class ChainClock:
-    """The chain's own time (its latest block): what the oracle's rounds are stamped with."""
-
-    def __init__(self, chain: EvmChain) -> None:
-        self.chain = chain
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.chain.block("latest")[2], UTC)
 
 
 class Feed(BaseHTTPRequestHandler):

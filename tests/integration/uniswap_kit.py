@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ from synor_economics.adapters.chain.evm import EvmChain
 
 PACKAGES = Path(__file__).resolve().parents[1] / "chain"
 V2_BUILD = PACKAGES / "node_modules" / "@uniswap" / "v2-core" / "build"
+
+
+class ChainClock:
+    """The chain's own time (its latest block): what the oracle's rounds are stamped with when
+    a test or a benchmark moves the in-process chain's clock."""
+
+    def __init__(self, chain: EvmChain) -> None:
+        self.chain = chain
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.chain.block("latest")[2], UTC)
 
 
 def install_packages(marker: Path) -> None:
