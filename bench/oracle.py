@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -162,7 +163,7 @@ def main() -> None:
 
     def ms(values: list[float]) -> str:
         ordered = sorted(values)
-        p90 = ordered[int(len(ordered) * 0.9) - 1]
+        p90 = ordered[math.ceil(len(ordered) * 0.9) - 1]  # nearest rank
         return f"median {statistics.median(values) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms"
 
     print(f"oracle round, 10 sources (7 Uniswap v2 pairs, 3 JSON feeds), {args.rounds} rounds")
