@@ -93,7 +93,7 @@ class PaymentWatcher:
 
     # -- a poll ------------------------------------------------------------------------------
 
-    def poll(self, progress: Callable[[int, int], None] = lambda done, total: None) -> WatchReport:
+    def poll(self) -> WatchReport:
         """Read the new blocks, record what they pay, credit what is confirmed."""
         chain = self.chain()
         head = chain.head()
@@ -111,7 +111,6 @@ class PaymentWatcher:
             found = chain.payments(start, last, deposits)
             seen += len(found)
             self._record(found, chain.chain_id, last, chain.block_hash(last))
-            progress(last - first + 1, head - first + 1)
         credited, unmatched, orphaned = self._settle(chain, head, deposits)
         return WatchReport(head, scanned, seen, credited, unmatched, orphaned, reorg)
 

@@ -164,12 +164,6 @@ class EvmChain:
             receipts.append(self._receipt(tx_hash, raw))
         return receipts
 
-    def send_value(self, signer: LocalAccount, to: str, amount: int) -> Receipt:
-        """Send plain ether (gas money for reporters on the in-process chain)."""
-        tx = self._fields(signer, 21_000) | {"to": Web3.to_checksum_address(to), "value": amount}
-        tx.pop("from")
-        return self._send(tx, signer, what="a transfer of ether")
-
     def _fields(self, signer: LocalAccount, gas: int) -> dict[str, Any]:
         """Explicit nonce, gas and fees (EIP-1559): nothing left for the node to estimate.
 
