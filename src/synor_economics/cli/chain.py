@@ -106,19 +106,19 @@ def oracle_history(
     as_json: JsonFlag = False,
 ) -> None:
     """The oracle's rounds over a window, oldest first."""
-    rows = system_of(ctx).oracle.history(parse_window(window))
+    documents = [round_document(r) for r in system_of(ctx).oracle.history(parse_window(window))]
     if as_json:
-        print_json([round_document(r) for r in rows])
+        print_json(documents)
         return
     table = Table("round", "at", "price", "low", "high", "quorum")
-    for row in rows:
+    for doc in documents:
         table.add_row(
-            str(row.round),
-            when(row.at),
-            "" if row.price is None else decimal_text(row.price),
-            "" if row.low is None else decimal_text(row.low),
-            "" if row.high is None else decimal_text(row.high),
-            "yes" if row.quorum_met else "no",
+            str(doc["round"]),
+            str(doc["at"]),
+            str(doc["price"] or ""),
+            str(doc["low"] or ""),
+            str(doc["high"] or ""),
+            "yes" if doc["quorum_met"] else "no",
         )
     Console().print(table)
 
