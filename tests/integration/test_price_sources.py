@@ -66,11 +66,7 @@ def test_a_v2_pair_reads_as_its_time_weighted_average_not_its_spot(
     second = source.read()
     assert second.cumulative is not None
 
-    reserves = pair.pair.functions.getReserves().call()
-    synor_reserve, stable_reserve = (
-        (reserves[0], reserves[1]) if pair.token0.address == synor.address else reserves[1::-1]
-    )
-    after = Fraction(stable_reserve, synor_reserve)
+    after = pair.spot(synor)
     # The pair accumulates in UQ112.112, truncating each price: compare within that grain.
     expected = (Fraction(2, 100) * (trade_time - first.timestamp)) + after * (
         second.timestamp - trade_time

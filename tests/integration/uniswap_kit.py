@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -94,12 +95,23 @@ class Pair:
         self.chain.transact(self.token1.functions.transfer(self.pair.address, amount1), trader)
         self.chain.transact(self.pair.functions.mint(trader.address), trader, gas=400_000)
 
+    def reserves(self, token: Contract) -> tuple[int, int]:
+        """(the pair's reserve of ``token``, its reserve of the other token)."""
+        reserve0, reserve1, _ = self.pair.functions.getReserves().call()
+        if token.address == self.token0.address:
+            return int(reserve0), int(reserve1)
+        return int(reserve1), int(reserve0)
+
+    def spot(self, token: Contract) -> Fraction:
+        """The price of ``token`` in the other token, from the reserves now."""
+        mine, other = self.reserves(token)
+        return Fraction(other, mine)
+
     def swap(self, trader: LocalAccount, token_in: Contract, amount_in: int) -> int:
         """Sell ``amount_in`` of ``token_in`` into the pair (the constant-product rule with the
         0.3% fee, as the router computes it), in one block; the amount bought."""
-        reserve0, reserve1, _ = self.pair.functions.getReserves().call()
         selling_0 = token_in.address == self.token0.address
-        r_in, r_out = (reserve0, reserve1) if selling_0 else (reserve1, reserve0)
+        r_in, r_out = self.reserves(token_in)
         out: int = amount_in * 997 * r_out // (r_in * 1000 + amount_in * 997)
         outs = (0, out) if selling_0 else (out, 0)
         # eth-tester checks a pending transaction's nonce against the last block, so one
