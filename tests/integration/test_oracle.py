@@ -27,7 +27,7 @@ from synor_economics.adapters.oracle.uniswap_v2 import UniswapV2Source
 from synor_economics.adapters.sql.uow import ORACLE_LOCK_KEY, SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
 from synor_economics.domain.price_aggregate import Policy
-from synor_economics.ports import PriceSource
+from synor_economics.ports import OracleRound, PriceSource
 from synor_economics.services.billing import BillingService
 from synor_economics.services.oracle import OracleConfig, OracleService, OracleStaleError
 from tests.conftest import migrated_engine
@@ -153,6 +153,14 @@ def later(chain: EvmChain, seconds: int) -> None:
     chain.travel(chain.block("latest")[2] + seconds)
 
 
+def first_good_round(oracle: OracleService, chain: EvmChain) -> OracleRound:
+    """A first round (its readings start the history), then one a window later: the first
+    that can have a price."""
+    oracle.run_round()
+    later(chain, WINDOW + 60)
+    return oracle.run_round()
+
+
 def test_a_round_needs_history_then_publishes_the_liquidity_weighted_median(
     market: Market, sqlite_url: str
 ) -> None:
@@ -198,9 +206,7 @@ def test_a_ten_fold_spike_in_one_pool_for_one_block_moves_the_price_less_than_on
     oracle, _ = oracle_on(market, sqlite_url)
     chain = market.chain
     trader = chain.funded_signers()[0]
-    oracle.run_round()
-    later(chain, WINDOW + 60)
-    before = oracle.run_round().price
+    before = first_good_round(oracle, chain).price
     assert before is not None
 
     # The biggest pool (the median's own) is pushed to ten times its price for one block:
@@ -224,9 +230,7 @@ def test_losing_the_quorum_marks_the_price_stale_and_billing_refuses_it_past_its
 ) -> None:
     Feed.prices = {"/0": "0.02", "/1": "0.02", "/2": "0.0201"}
     oracle, clock = oracle_on(market, sqlite_url, feeds=3, quorum=6)
-    oracle.run_round()
-    later(market.chain, WINDOW + 60)
-    good = oracle.run_round()
+    good = first_good_round(oracle, market.chain)
     assert good.quorum_met, good.detail  # five pools and three feeds: eight sources
 
     Feed.prices = {}  # the feeds go down: five sources left, six needed
@@ -265,9 +269,7 @@ def test_the_twap_of_published_prices_is_arithmetic_and_geometric(
     oracle, _ = oracle_on(market, sqlite_url)
     chain = market.chain
     trader = chain.funded_signers()[0]
-    oracle.run_round()
-    later(chain, WINDOW + 60)
-    first = oracle.run_round()
+    first = first_good_round(oracle, chain)
     for pair in market.pairs:  # SYNOR is bought everywhere: its price rises
         pair.swap(trader, pair.other(market.synor), 4_000 * E18)
     later(chain, 1200)
