@@ -619,8 +619,12 @@ class PaymentWatchRepository(Protocol):
         """The recorded payments among ``keys`` ((chain_id, tx_hash, log_index))."""
         ...
 
-    def upsert(self, rows: Sequence[PaymentRow]) -> None:
-        """Insert new rows, or replace recorded ones (a payment moved by a reorg)."""
+    def add(self, rows: Sequence[PaymentRow]) -> None:
+        """Record payments not seen before."""
+        ...
+
+    def replace(self, rows: Sequence[PaymentRow]) -> None:
+        """Rewrite recorded payments (one a reorg moved, or brought back), by their key."""
         ...
 
     def pending(self, chain_id: int) -> list[PaymentRow]: ...

@@ -123,16 +123,17 @@ class PaymentWatcher:
         now_us = _us(self.clock)
         with self.uow.write() as tx:
             known = tx.chain.seen([_key(p) for p in found]) if found else {}
-            rows = []
+            new, again = [], []
             for payment in found:
                 before = known.get(_key(payment))
                 if before is None:
-                    rows.append(PaymentRow(payment, PENDING, None, now_us, None))
+                    new.append(PaymentRow(payment, PENDING, None, now_us, None))
                 elif before.status == ORPHANED or (
                     before.status == PENDING and before.payment != payment
                 ):
-                    rows.append(PaymentRow(payment, PENDING, None, before.seen_us, None))
-            tx.chain.upsert(rows)
+                    again.append(PaymentRow(payment, PENDING, None, before.seen_us, None))
+            tx.chain.add(new)
+            tx.chain.replace(again)
             if last_hash is not None:
                 tx.chain.set_cursor(chain_id, last, last_hash)
 

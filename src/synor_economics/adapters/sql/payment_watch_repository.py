@@ -49,6 +49,22 @@ def _key_of(row: PaymentRow) -> tuple[int, str, int]:
     return (row.payment.chain_id, row.payment.tx_hash, row.payment.log_index)
 
 
+_BY_KEY = (
+    (chain_payments.c.chain_id == bindparam("k_chain"))
+    & (chain_payments.c.tx_hash == bindparam("k_tx"))
+    & (chain_payments.c.log_index == bindparam("k_log"))
+)
+"""One payment by its key: the statements below run once per row given (executemany)."""
+
+_COLUMNS = (*ChainPayment._fields, "status", "note", "seen_us", "credited_us")
+_FIELDS: dict[str, Any] = {name: bindparam(f"v_{name}") for name in _COLUMNS}
+"""Every column set from a row's ``v_``-named values (a bound name may not be a column's)."""
+
+
+def _key_values(key: tuple[int, str, int]) -> dict[str, Any]:
+    return {"k_chain": key[0], "k_tx": key[1], "k_log": key[2]}
+
+
 class SqlPaymentWatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -89,25 +105,20 @@ class SqlPaymentWatchRepository:
                 found[_key_of(record)] = record
         return found
 
-    def upsert(self, rows: Sequence[PaymentRow]) -> None:
-        if not rows:
-            return
-        known = self.seen([_key_of(r) for r in rows])
-        fresh = [_values(r) for r in rows if _key_of(r) not in known]
-        if fresh:
-            self.conn.execute(insert(chain_payments), fresh)
-        for row in rows:
-            if _key_of(row) in known:
-                chain_id, tx_hash, log_index = _key_of(row)
-                self.conn.execute(
-                    update(chain_payments)
-                    .where(
-                        chain_payments.c.chain_id == chain_id,
-                        chain_payments.c.tx_hash == tx_hash,
-                        chain_payments.c.log_index == log_index,
-                    )
-                    .values(**_values(row))
-                )
+    def add(self, rows: Sequence[PaymentRow]) -> None:
+        if rows:
+            self.conn.execute(insert(chain_payments), [_values(r) for r in rows])
+
+    def replace(self, rows: Sequence[PaymentRow]) -> None:
+        if rows:
+            self.conn.execute(
+                update(chain_payments).where(_BY_KEY).values(**_FIELDS),
+                [
+                    {f"v_{name}": value for name, value in _values(r).items()}
+                    | _key_values(_key_of(r))
+                    for r in rows
+                ],
+            )
 
     def pending(self, chain_id: int) -> list[PaymentRow]:
         rows = self.conn.execute(
@@ -120,24 +131,18 @@ class SqlPaymentWatchRepository:
     def set_statuses(
         self, changes: Sequence[tuple[tuple[int, str, int], str, str | None, int | None]]
     ) -> None:
-        if not changes:
-            return
-        statement = (
-            update(chain_payments)
-            .where(
-                chain_payments.c.chain_id == bindparam("k_chain"),
-                chain_payments.c.tx_hash == bindparam("k_tx"),
-                chain_payments.c.log_index == bindparam("k_log"),
+        if changes:
+            self.conn.execute(
+                update(chain_payments)
+                .where(_BY_KEY)
+                .values(
+                    status=bindparam("status"), note=bindparam("note"), credited_us=bindparam("at")
+                ),
+                [
+                    _key_values(key) | {"status": status, "note": note, "at": at}
+                    for key, status, note, at in changes
+                ],
             )
-            .values(status=bindparam("status"), note=bindparam("note"), credited_us=bindparam("at"))
-        )
-        self.conn.execute(
-            statement,
-            [
-                {"k_chain": k[0], "k_tx": k[1], "k_log": k[2], "status": st, "note": n, "at": at}
-                for k, st, n, at in changes
-            ],
-        )
 
     def listing(self, *, limit: int, status: str | None = None) -> list[PaymentRow]:
         query = (
