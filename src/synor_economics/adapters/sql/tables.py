@@ -18,6 +18,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -147,9 +148,12 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return None if value is None else Decimal(value)
 
 
-# Usage (SPEC §2, §3). Events are kept as received, deduplicated on (account, event_id) by a
-# unique constraint in the same transaction that counts them. Rollups are derived: hourly totals
-# per (account, resource), and the open segment of each gauge key.
+# Usage (SPEC §2, §3). Events are kept as received, deduplicated on (account, event_id) in the
+# same transaction that counts them: by a unique constraint on PostgreSQL, whose writers run side
+# by side; on SQLite, one writer at a time, by the key index (``key_index.py``, the
+# ``usage_key_runs`` table), since a B-tree of random ids costs more than the rest of ingestion.
+# Rollups are derived: hourly totals per (account, resource), and the open segment of each gauge
+# key.
 usage_events = Table(
     "usage_events",
     metadata,
@@ -167,7 +171,9 @@ usage_events = Table(
     Column("source", String(10), nullable=False),
     Column("generation", BigInteger, nullable=False, server_default=text("0")),
     Column("superseded_by", BigInteger, nullable=True),
-    UniqueConstraint("account", "event_id", "generation", name="uq_usage_events_account_event_id"),
+    UniqueConstraint(
+        "account", "event_id", "generation", name="uq_usage_events_account_event_id"
+    ).ddl_if(dialect="postgresql"),
     # Gauge lookups only: events with a subject (all gauge events). Counters, nearly all of
     # usage, then maintain one index fewer (see migration 0005).
     Index(
@@ -180,6 +186,22 @@ usage_events = Table(
         postgresql_where=text("subject <> ''"),
     ),
 )
+
+POSTGRESQL_ONLY = frozenset({"uq_usage_events_account_event_id"})
+"""Constraints that exist on PostgreSQL only (``ddl_if``), which Alembic's comparison of a
+SQLite schema must skip."""
+
+usage_key_runs = Table(
+    "usage_key_runs",
+    metadata,
+    Column("run", Integer, primary_key=True, autoincrement=True),
+    Column("token", LargeBinary(16), nullable=False, unique=True),
+    Column("entries", BigInteger, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
+    Column("seqs", LargeBinary, nullable=False),
+)
+"""Runs of the SQLite key index: sorted 64-bit key hashes and their rows' ``seq``s, as native
+8-byte integers (empty on PostgreSQL)."""
 
 # ``generation`` is 0 for events as they arrived, and a replacement's number for the events a
 # replacement backfill brought (ids are unique per account and generation, so a corrected copy

@@ -40,6 +40,10 @@ class SqlTransaction:
         self._oracle = SqlOracleRepository(conn)
         self._chain = SqlPaymentWatchRepository(conn)
 
+    def finish(self) -> None:
+        """What must be written last, just before commit (the usage key index's new run)."""
+        self._usage.finish()
+
     @property
     def ledger(self) -> SqlLedgerRepository:
         return self._ledger
@@ -85,7 +89,9 @@ class SqlUnitOfWork:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(lock, {"key": self.lock_key})
-                yield SqlTransaction(conn)
+                transaction = SqlTransaction(conn)
+                yield transaction
+                transaction.finish()
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:

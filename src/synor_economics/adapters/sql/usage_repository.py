@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import numpy as np
 import psycopg
 from sqlalchemy import (
     ARRAY,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 
 from synor_economics.adapters.sql.bulk import chunks, driver_of, pg_array_literal
+from synor_economics.adapters.sql.key_index import Hashes, KeyIndex, Seqs, index_of, key_hashes
 from synor_economics.adapters.sql.tables import (
     usage_events,
     usage_gauges,
@@ -70,6 +72,11 @@ _EVENT_FIELDS = (
 )
 
 
+def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
+    """An event row's dedup key (account, event_id): the order PostgreSQL rows are copied in."""
+    return row[0], row[1]
+
+
 _json = msgspec.json.Encoder().encode
 """Keys for SQLite's ``json_each`` lookups (several times faster than the standard library's)."""
 
@@ -78,20 +85,26 @@ _PG_FINGERPRINTS = (
     "SELECT t.account, t.event_id, t.fingerprint FROM unnest(%s::text[], %s::text[]) AS k(a, i) "
     "JOIN usage_events AS t ON t.account = k.a AND t.event_id = k.i AND t.generation = 0"
 )
-_SQLITE_FINGERPRINTS = (
-    "SELECT t.account, t.event_id, t.fingerprint FROM json_each(?) AS k JOIN usage_events AS t "
-    "ON t.account = k.value->>0 AND t.event_id = k.value->>1 AND t.generation = 0"
+_SQLITE_BY_SEQ = (
+    "SELECT t.account, t.event_id, t.fingerprint FROM json_each(?) AS k "
+    "JOIN usage_events AS t ON t.seq = k.value"
 )
-"""The ingest hot path's lookups, through the driver: keys as one JSON array (SQLite) or two
-array literals (PostgreSQL), plain tuples back, without SQLAlchemy's per-row result
-processing, which cost more than the lookup. Generation 0 only: the events as they arrived (a
-replacement's are apart)."""
+"""The ingest hot path's lookups, through the driver: keys as two array literals (PostgreSQL),
+or on SQLite the rows the key index names, by ``seq`` as one JSON array; plain tuples back,
+without SQLAlchemy's per-row result processing, which cost more than the lookup. Generation 0
+only: the events as they arrived (a replacement's are apart)."""
 
 
 class SqlUsageRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._postgres = conn.dialect.name == "postgresql"
+        self._index = None if self._postgres else index_of(conn.engine)
+        self._synced = False
+        self._staged: list[tuple[Hashes, Seqs]] = []
+        """This transaction's new keys (SQLite), written as one run by :meth:`finish`..."""
+        self._staged_keys: dict[EventKey, str] = {}
+        """... and their fingerprints, for lookups later in the same transaction."""
 
     def _rows_by_key(
         self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
@@ -126,14 +139,8 @@ class SqlUsageRepository:
 
     def fingerprints(self, keys: Collection[EventKey]) -> dict[EventKey, str]:
         if not self._postgres:
-            driver = driver_of(self.conn)
-            return {
-                (account, event_id): digest
-                for chunk in chunks(keys, _KEYS_PER_LOOKUP)
-                for account, event_id, digest in driver.execute(
-                    _SQLITE_FINGERPRINTS, (_json(chunk),)
-                )
-            }
+            wanted = list(keys)
+            return self._stored(wanted, key_hashes(wanted, len(wanted)))
         found: dict[EventKey, str] = {}
         with driver_of(self.conn).cursor() as cursor:
             for chunk in chunks(keys, _KEYS_PER_LOOKUP):
@@ -170,13 +177,20 @@ class SqlUsageRepository:
         # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
         driver = driver_of(self.conn)
+        if not self._postgres and generation == 0:
+            self._add_indexed(driver, events, rows)
+            return
         if self._postgres:
             statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
+            # In key order: two writers storing some of the same keys then wait on each other
+            # in one direction only, never in a circle (a deadlock, seen in the side-by-side
+            # test when each copied its batch in arrival order).
+            rows.sort(key=_by_key)
             try:
                 with driver.cursor() as cursor, cursor.copy(statement) as copy:
                     for row in rows:
                         copy.write_row(row)
-            except psycopg.errors.UniqueViolation as error:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
                 # Another writer, side by side, stored one of these keys after our lookup.
                 raise ConcurrentWriteError(str(error).splitlines()[0]) from error
             return
@@ -185,6 +199,67 @@ class SqlUsageRepository:
             f"INSERT INTO usage_events ({', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
             rows,
         )
+
+    # -- the SQLite key index (key_index.py) --------------------------------------------------
+
+    def _stored(self, keys: Sequence[EventKey], hashes: Hashes) -> dict[EventKey, str]:
+        """The fingerprints of those ``keys`` stored in generation 0 (SQLite): the key index
+        names candidate rows by hash, and each candidate's own key decides."""
+        index = self._synced_index()
+        with index.lock:
+            positions, seqs = index.find(hashes)
+        staged = self._staged_keys
+        found: dict[EventKey, str] = (
+            {key: staged[key] for key in keys if key in staged} if staged else {}
+        )
+        if not len(seqs):
+            return found
+        wanted = {keys[at] for at in np.unique(positions).tolist()}
+        driver = driver_of(self.conn)
+        for chunk in chunks(seqs.tolist(), _KEYS_PER_LOOKUP):
+            for account, event_id, digest in driver.execute(_SQLITE_BY_SEQ, (_json(chunk),)):
+                if (account, event_id) in wanted:
+                    found[(account, event_id)] = digest
+        return found
+
+    def _synced_index(self) -> KeyIndex:
+        index = self._index
+        assert index is not None
+        if not self._synced:  # once per transaction: runs other writers added since
+            with index.lock:
+                index.sync(driver_of(self.conn))
+            self._synced = True
+        return index
+
+    def _add_indexed(
+        self, driver: Any, events: Sequence[UsageEvent], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Append generation-0 rows in ``seq`` order and stage their keys for the index. The
+        keys are checked first, as a UNIQUE constraint would: dedup has looked them up in this
+        transaction already, so a hit means a caller skipped it (or a batch repeats a key)."""
+        keys = [(e.account, e.id) for e in events]
+        hashes = key_hashes(keys, len(keys))
+        repeated = len(np.unique(hashes)) != len(hashes) and len(set(keys)) != len(keys)
+        if repeated or self._stored(keys, hashes):
+            raise ConcurrentWriteError("usage event key already stored (account, id)")
+        (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
+        seqs = np.arange(last + 1, last + 1 + len(rows), dtype=np.int64)
+        placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1))
+        driver.executemany(
+            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
+            [(seq, *row) for seq, row in zip(seqs.tolist(), rows, strict=True)],
+        )
+        self._staged.append((hashes, seqs))
+        self._staged_keys.update(zip(keys, (e.fingerprint for e in events), strict=True))
+
+    def finish(self) -> None:
+        """Before commit: the transaction's new keys become a run of the index (SQLite)."""
+        if self._staged and self._index is not None:
+            hashes, seqs = (np.concatenate(parts) for parts in zip(*self._staged, strict=True))
+            with self._index.lock:
+                self._index.write(driver_of(self.conn), hashes, seqs)
+            self._staged.clear()
+            self._staged_keys.clear()
 
     def lock_gauges(self, keys: Collection[GaugeKey]) -> None:
         """Transaction-level advisory locks on the keys' hashes, taken in sorted order so two
