@@ -224,6 +224,13 @@ class Catalog:
     def __contains__(self, resource_id: object) -> bool:
         return resource_id in self.resources
 
+    @property
+    def gauge_ids(self) -> frozenset[str]:
+        """The ids of the gauge resources (ingestion sorts a batch's events by it)."""
+        return frozenset(
+            key for key, resource in self.resources.items() if resource.meter is MeterKind.GAUGE
+        )
+
     def resource(self, resource_id: str) -> Resource:
         """The resource with this id; an unknown id is an error that suggests close ones."""
         found = self.resources.get(resource_id)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TypeVar
 
-from synor_economics.domain.catalog import Catalog, MeterKind, Resource
+from synor_economics.domain.catalog import Catalog, Resource
 from synor_economics.domain.meters import (
     EXACT,
     HOUR_US,
@@ -226,8 +226,9 @@ def _count(
 ) -> None:
     """Store new events and add them to the hourly rollups and gauge levels."""
     deltas: dict[HourKey, tuple[Decimal, int]] = {}
-    counters = [e for e in events if catalog.resources[e.resource].meter is MeterKind.COUNTER]
-    gauges = [e for e in events if catalog.resources[e.resource].meter is MeterKind.GAUGE]
+    gauge_ids = catalog.gauge_ids
+    counters = [e for e in events if e.resource not in gauge_ids]
+    gauges = [e for e in events if e.resource in gauge_ids] if len(counters) < len(events) else []
     repo.add_events(counters, received_us=received_us, source=source)
     for event in counters:  # add_to, inlined: once per event of every batch
         key = (event.account, event.resource, event.ts_us - event.ts_us % HOUR_US)
@@ -316,18 +317,19 @@ def dedup(
     """Sort a batch's valid events into new ones, duplicates and conflicts: against storage
     (unless ``repo`` is None: a replacement's events are a generation of their own) and against
     earlier events of the same batch."""
-    seen = repo.fingerprints({event.key for _, event, _ in valid}) if repo is not None else {}
+    keys = [event[:2] for _, event, _ in valid]  # (account, id): UsageEvent.key, unrolled
+    seen = repo.fingerprints(set(keys)) if repo is not None else {}
     fresh: list[UsageEvent] = []
     outcomes = intake.outcomes  # filled here directly: this loop runs once per event
-    for index, event, raw in valid:
-        digest, key = event.fingerprint, (event.account, event.id)
+    for (index, event, raw), key in zip(valid, keys, strict=True):
+        digest = event.fingerprint
         first = seen.get(key)
         if first is None:
             seen[key] = digest
             fresh.append(event)
-            outcomes[index] = EventOutcome(index, event.id, _ACCEPTED)
+            outcomes[index] = EventOutcome(index, key[1], _ACCEPTED)
         elif first == digest:
-            outcomes[index] = EventOutcome(index, event.id, _DUPLICATE)
+            outcomes[index] = EventOutcome(index, key[1], _DUPLICATE)
         else:
             reason = "this id was used before with a different body; the first copy stands"
             intake.refuse(index, raw, EventStatus.CONFLICT, "id", reason)

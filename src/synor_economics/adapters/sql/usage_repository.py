@@ -156,6 +156,10 @@ class SqlUsageRepository:
     ) -> None:
         if not events:
             return
+        driver = driver_of(self.conn)
+        if not self._postgres and generation == 0:
+            self._add_indexed(driver, events, received_us, source)
+            return
         rows = [
             (
                 e.account,
@@ -176,10 +180,6 @@ class SqlUsageRepository:
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
         # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
-        driver = driver_of(self.conn)
-        if not self._postgres and generation == 0:
-            self._add_indexed(driver, events, rows)
-            return
         if self._postgres:
             statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
             # In key order: two writers storing some of the same keys then wait on each other
@@ -232,7 +232,7 @@ class SqlUsageRepository:
         return index
 
     def _add_indexed(
-        self, driver: Any, events: Sequence[UsageEvent], rows: list[tuple[Any, ...]]
+        self, driver: Any, events: Sequence[UsageEvent], received_us: int, source: str
     ) -> None:
         """Append generation-0 rows in ``seq`` order and stage their keys for the index. The
         keys are checked first, as a UNIQUE constraint would: dedup has looked them up in this
@@ -243,12 +243,15 @@ class SqlUsageRepository:
         if repeated or self._stored(keys, hashes):
             raise ConcurrentWriteError("usage event key already stored (account, id)")
         (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
-        seqs = np.arange(last + 1, last + 1 + len(rows), dtype=np.int64)
         placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1))
         driver.executemany(
             f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
-            [(seq, *row) for seq, row in zip(seqs.tolist(), rows, strict=True)],
+            [
+                (seq, a, i, r, format(q, "f"), t, s, o, m, f, received_us, source, 0)
+                for seq, (a, i, r, q, t, s, o, m, f) in enumerate(events, last + 1)
+            ],
         )
+        seqs = np.arange(last + 1, last + 1 + len(events), dtype=np.int64)
         self._staged.append((hashes, seqs))
         self._staged_keys.update(zip(keys, (e.fingerprint for e in events), strict=True))
 
