@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,20 @@ def cli(tmp_path: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNOR_")}
     env.update(SYNOR_DATA_DIR=str(data_dir), COLUMNS="200", NO_COLOR="1", TERM="dumb")
     return Cli(data_dir=data_dir, cwd=tmp_path, env=env)
+
+
+def cpu_events(
+    rng: random.Random, now: datetime, count: int, accounts: int
+) -> list[dict[str, str]]:
+    """``count`` CPU events over ``accounts`` accounts in the 10 hours before ``now`` (the kill
+    tests' streams and files): ids ``evt-<n>``, random quantities."""
+    return [
+        {
+            "id": f"evt-{i}",
+            "account": f"acct_{i % accounts}",
+            "resource": "compute.cpu",
+            "quantity": str(rng.randrange(1, 10**6)),
+            "ts": (now - timedelta(minutes=rng.randrange(1, 600))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for i in range(count)
+    ]

@@ -20,7 +20,7 @@ from synor_economics.adapters.stream.redis_stream import RedisEventStream
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
 from synor_economics.services.system import System
-from tests.e2e.conftest import COMMAND
+from tests.e2e.conftest import COMMAND, cpu_events
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -53,16 +53,7 @@ def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(
 ) -> None:
     rng = random.Random(20261124)
     now = datetime.now(UTC)
-    events = [
-        {
-            "id": f"evt-{i}",
-            "account": f"acct_{i % ACCOUNTS}",
-            "resource": "compute.cpu",
-            "quantity": str(rng.randrange(1, 10**6)),
-            "ts": (now - timedelta(minutes=rng.randrange(1, 600))).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        for i in range(EVENTS)
-    ]
+    events = cpu_events(rng, now, EVENTS, ACCOUNTS)
     sent = events + rng.sample(events, EVENTS // 3)  # producers retrying
     rng.shuffle(sent)
     settings = Settings(

@@ -59,6 +59,20 @@ def test_runs_merge_like_a_binary_counter_and_find_every_key() -> None:
     assert len(missing) == 0
 
 
+def test_a_merge_keeps_every_entry_in_order() -> None:
+    rng = np.random.default_rng(3)
+    older = Run.of(rng.integers(0, 50, 300, dtype=np.uint64), np.arange(300, dtype=np.int64))
+    newer = Run.of(rng.integers(0, 50, 120, dtype=np.uint64), np.arange(300, 420, dtype=np.int64))
+    merged = older.merged(newer)
+    assert np.all(merged.hashes[:-1] <= merged.hashes[1:])
+    pairs = sorted(zip(merged.hashes.tolist(), merged.seqs.tolist(), strict=True))
+    every = [
+        *zip(older.hashes.tolist(), older.seqs.tolist(), strict=True),
+        *zip(newer.hashes.tolist(), newer.seqs.tolist(), strict=True),
+    ]
+    assert pairs == sorted(every)
+
+
 def test_a_hash_shared_by_several_keys_names_every_row() -> None:
     run = Run.of(np.array([5, 9, 5, 1], dtype=np.uint64), np.array([10, 11, 12, 13], np.int64))
     positions, seqs = run.find(np.array([5, 2, 1], dtype=np.uint64))
