@@ -226,7 +226,7 @@ class Catalog:
 
     @property
     def gauge_ids(self) -> frozenset[str]:
-        """The ids of the gauge resources (ingestion sorts a batch's events by it)."""
+        """The ids of the gauge resources (how ingestion tells gauges from counters)."""
         return frozenset(
             key for key, resource in self.resources.items() if resource.meter is MeterKind.GAUGE
         )

@@ -200,8 +200,8 @@ usage_key_runs = Table(
     Column("hashes", LargeBinary, nullable=False),
     Column("seqs", LargeBinary, nullable=False),
 )
-"""Runs of the SQLite key index: sorted 64-bit key hashes and their rows' ``seq``s, as native
-8-byte integers (empty on PostgreSQL)."""
+"""Runs of the SQLite key index: sorted 64-bit key hashes and their rows' ``seq``s, as
+little-endian 8-byte integers (empty on PostgreSQL)."""
 
 # ``generation`` is 0 for events as they arrived, and a replacement's number for the events a
 # replacement backfill brought (ids are unique per account and generation, so a corrected copy
