@@ -58,17 +58,17 @@ def test_sigkilled_backfills_beside_another_writer_count_each_event_once(tmp_pat
     progress = [0]
     for _ in range(6):
         process = subprocess.Popen(
-            [*ingest, "25", str(killed)],
+            [*ingest, "5", str(killed)],  # small durable batches: a round lasts a while
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30  # kill once it is counting, at a random point
-        while sum(n for _, n in counted(data_dir, now).values()) == progress[-1]:
-            if time.monotonic() > deadline:
+        while progress[-1] < EVENTS and time.monotonic() < deadline:
+            if sum(n for _, n in counted(data_dir, now).values()) > progress[-1]:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.25))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         progress.append(sum(n for _, n in counted(data_dir, now).values()))
