@@ -108,9 +108,10 @@ class Run:
         found = np.flatnonzero(high > low)
         if not len(found):
             return found, np.empty(0, dtype=np.int64)
-        single = found[high[found] - low[found] == 1]
+        matches = high[found] - low[found]
+        single = found[matches == 1]
         positions, seqs = [single], [self.seqs[low[single]]]
-        for at in found[high[found] - low[found] > 1]:  # collisions: rare, one by one
+        for at in found[matches > 1]:  # collisions: rare, one by one
             span = self.seqs[low[at] : high[at]]
             positions.append(np.full(len(span), at, dtype=np.intp))
             seqs.append(span)
@@ -149,16 +150,15 @@ class KeyIndex:
         """Store a transaction's new keys as a run, merging runs as they accumulate. What this
         writes becomes the in-memory state at the next :meth:`sync`, if it was committed."""
         runs = [*self.runs, Run.of(hashes, seqs)]
-        merged_away: list[Run] = []
+        forgotten: list[bytes] = []  # the stored runs merged into the new one
         while (
             len(runs) >= 2
             and len(runs[-2]) <= MERGE_RATIO * len(runs[-1])
             and len(runs[-2]) + len(runs[-1]) <= MAX_RUN
         ):
             older, newer = runs[-2], runs.pop()
-            merged_away.append(older)
+            forgotten.append(older.token)
             runs[-1] = older.merged(newer)
-        forgotten = [run.token for run in merged_away]
         if forgotten:
             marks = ", ".join("?" * len(forgotten))
             driver.execute(f"DELETE FROM usage_key_runs WHERE token IN ({marks})", forgotten)  # noqa: S608

@@ -156,49 +156,26 @@ class SqlUsageRepository:
     ) -> None:
         if not events:
             return
-        driver = driver_of(self.conn)
-        if not self._postgres and generation == 0:
-            self._add_indexed(driver, events, received_us, source)
-            return
-        rows = [
-            (
-                e.account,
-                e.id,
-                e.resource,
-                e.quantity if self._postgres else format(e.quantity, "f"),
-                e.ts_us,
-                e.subject,
-                e.operator,
-                e.meta,
-                e.fingerprint,
-                received_us,
-                source,
-                generation,
-            )
-            for e in events
-        ]
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
         # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
-        if self._postgres:
-            statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
-            # In key order: two writers storing some of the same keys then wait on each other
-            # in one direction only, never in a circle (a deadlock, seen in the side-by-side
-            # test when each copied its batch in arrival order).
-            rows.sort(key=_by_key)
-            try:
-                with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
-                # Another writer, side by side, stored one of these keys after our lookup.
-                raise ConcurrentWriteError(str(error).splitlines()[0]) from error
+        driver = driver_of(self.conn)
+        if not self._postgres:
+            self._append(driver, events, received_us, source, generation)
             return
-        placeholders = ", ".join("?" * len(_EVENT_FIELDS))
-        driver.executemany(
-            f"INSERT INTO usage_events ({', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
-            rows,
-        )
+        rows = [(*e, received_us, source, generation) for e in events]  # _EVENT_FIELDS' order
+        statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
+        # In key order: two writers storing some of the same keys then wait on each other in one
+        # direction only, never in a circle (a deadlock, seen in the side-by-side test when each
+        # copied its batch in arrival order).
+        rows.sort(key=_by_key)
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
+            # Another writer, side by side, stored one of these keys after our lookup.
+            raise ConcurrentWriteError(str(error).splitlines()[0]) from error
 
     # -- the SQLite key index (key_index.py) --------------------------------------------------
 
@@ -231,29 +208,44 @@ class SqlUsageRepository:
             self._synced = True
         return index
 
-    def _add_indexed(
-        self, driver: Any, events: Sequence[UsageEvent], received_us: int, source: str
+    def _append(
+        self,
+        driver: Any,
+        events: Sequence[UsageEvent],
+        received_us: int,
+        source: str,
+        generation: int,
     ) -> None:
-        """Append generation-0 rows in ``seq`` order and stage their keys for the index. The
-        keys are checked first, as a UNIQUE constraint would: dedup has looked them up in this
-        transaction already, so a hit means a caller skipped it (or a batch repeats a key)."""
-        keys = [(e.account, e.id) for e in events]
-        hashes = key_hashes(keys, len(keys))
-        repeated = len(np.unique(hashes)) != len(hashes) and len(set(keys)) != len(keys)
-        if repeated or self._stored(keys, hashes):
-            raise ConcurrentWriteError("usage event key already stored (account, id)")
+        """Append rows in ``seq`` order (SQLite); the keys of generation 0 are staged for the
+        key index, after a check of the kind a UNIQUE constraint makes: dedup has looked them
+        up in this transaction already, so a hit means a caller skipped it (or a batch repeats
+        a key). A replacement's generation needs no index: it is stored in one transaction,
+        deduplicated within itself."""
+        indexed = self._new_keys(events) if generation == 0 else None
         (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
         placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1))
         driver.executemany(
             f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
             [
-                (seq, a, i, r, format(q, "f"), t, s, o, m, f, received_us, source, 0)
+                (seq, a, i, r, format(q, "f"), t, s, o, m, f, received_us, source, generation)
                 for seq, (a, i, r, q, t, s, o, m, f) in enumerate(events, last + 1)
             ],
         )
-        seqs = np.arange(last + 1, last + 1 + len(events), dtype=np.int64)
-        self._staged.append((hashes, seqs))
-        self._staged_keys.update(zip(keys, (e.fingerprint for e in events), strict=True))
+        if indexed is not None:
+            keys, hashes = indexed
+            self._staged.append(
+                (hashes, np.arange(last + 1, last + 1 + len(events), dtype=np.int64))
+            )
+            self._staged_keys.update(zip(keys, (e.fingerprint for e in events), strict=True))
+
+    def _new_keys(self, events: Sequence[UsageEvent]) -> tuple[list[EventKey], Hashes]:
+        """The events' keys and their hashes, refused if any is stored or repeated."""
+        keys = [(e.account, e.id) for e in events]
+        hashes = key_hashes(keys, len(keys))
+        repeated = len(np.unique(hashes)) != len(hashes) and len(set(keys)) != len(keys)
+        if repeated or self._stored(keys, hashes):
+            raise ConcurrentWriteError("usage event key already stored (account, id)")
+        return keys, hashes
 
     def finish(self) -> None:
         """Before commit: the transaction's new keys become a run of the index (SQLite)."""
