@@ -110,9 +110,9 @@ def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, i
     total = 0
     chunks = read_events(path, "ndjson", batch)
     for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=events_of):
-        for outcome in outcomes:
-            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-        total += len(chunk.events)
+        for status, count in outcomes.counts().items():
+            counts[status.value] = counts.get(status.value, 0) + count
+        total += len(chunk)
     elapsed = time.perf_counter() - started
     system.close()
     return total / elapsed, counts

@@ -25,7 +25,13 @@ from synor_economics.domain.ledger import (
 )
 from synor_economics.domain.meters import Level
 from synor_economics.domain.terms import Commitment, CreditGrant, Discount
-from synor_economics.domain.usage import ActiveEvent, DeadLetter, Replacement, UsageEvent
+from synor_economics.domain.usage import (
+    ActiveEvent,
+    DeadLetter,
+    EventColumns,
+    Replacement,
+    UsageEvent,
+)
 
 
 class Clock(Protocol):
@@ -161,6 +167,15 @@ class UsageRepository(Protocol):
         arrive, a replacement's number for the events it brings)."""
         ...
 
+    def add_new_events(
+        self, events: EventColumns, *, received_us: int, source: str
+    ) -> dict[int, str]:
+        """Store those of these counter events (keys unique among them) whose keys are not yet
+        stored, as events as they arrive (generation 0); for each of the others, by row, the
+        fingerprint stored under its key. Dedup and storage of a batch given as columns, in one
+        step: the keys are looked up once."""
+        ...
+
     def lock_gauges(self, keys: Collection[GaugeKey]) -> None:
         """Hold these gauge keys until the transaction ends (writers that may run side by side
         must not interleave on one key's neighbours and open segment)."""
@@ -171,9 +186,10 @@ class UsageRepository(Protocol):
         arrival among equal times), and the time of the first stored event after it."""
         ...
 
-    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal | str, int]]) -> None:
         """Add (quantity, events) to these hourly rollups, creating the missing ones, exactly
-        and safely against concurrent writers."""
+        and safely against concurrent writers. A quantity is a decimal or its canonical text
+        (``format(q, "f")``)."""
         ...
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:

@@ -4,7 +4,7 @@ dead letters. The same assertions run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,7 +45,7 @@ def event(event_id: str, quantity: object = "7200", **fields: object) -> dict[st
     return body
 
 
-def statuses(outcomes: list[EventOutcome]) -> list[str]:
+def statuses(outcomes: Sequence[EventOutcome]) -> list[str]:
     return [o.status.value for o in outcomes]
 
 

@@ -78,11 +78,10 @@ def ingest(
         try:
             chunks = read_events(file, kind, batch)
             for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=events_of):
-                for outcome in outcomes:
-                    counts[outcome.status] += 1
-                    if outcome.reason and len(problems) < _SHOWN_PROBLEMS:
-                        problems.append(_shifted(outcome, seen))
-                seen += len(chunk.events)
+                counts.update(outcomes.counts())
+                for outcome in outcomes.problems()[: _SHOWN_PROBLEMS - len(problems)]:
+                    problems.append(_shifted(outcome, seen))
+                seen += len(chunk)
                 progress.update(task, completed=chunk.position, events=seen)
         except InputError as error:
             progress.stop()
@@ -161,8 +160,8 @@ def publish(
     sent = 0
     try:
         for chunk in read_events(file, kind, 5000):
-            stream.publish([json.dumps(event, default=str).encode() for event in chunk.events])
-            sent += len(chunk.events)
+            stream.publish([json.dumps(event, default=str).encode() for event in chunk.decoded()])
+            sent += len(chunk)
     except InputError as error:
         raise typer.BadParameter(
             f"{error} ({sent:,} events before it were sent)", param_hint="FILE"
@@ -190,7 +189,7 @@ def replace_window(
     assert begins is not None
     assert ends is not None
     try:
-        raws = [e for chunk in read_events(file, kind, 10_000) for e in chunk.events]
+        raws = [e for chunk in read_events(file, kind, 10_000) for e in chunk.decoded()]
         report = system_of(ctx).replacements.replace(account, begins, ends, raws, note=note)
     except (InputError, ReplacementError) as error:
         raise typer.BadParameter(str(error)) from None

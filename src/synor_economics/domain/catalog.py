@@ -231,6 +231,11 @@ class Catalog:
             key for key, resource in self.resources.items() if resource.meter is MeterKind.GAUGE
         )
 
+    @property
+    def counter_ids(self) -> frozenset[str]:
+        """The ids of the counter resources (those the columnar intake path takes)."""
+        return frozenset(self.resources) - self.gauge_ids
+
     def resource(self, resource_id: str) -> Resource:
         """The resource with this id; an unknown id is an error that suggests close ones."""
         found = self.resources.get(resource_id)

@@ -118,11 +118,66 @@ def usage_event(
     text = "\x1f".join(
         (resource, format(quantity.normalize(), "f"), str(ts_us), subject, operator, meta)
     )
-    digest = _blake2b(text.encode(), digest_size=16).hexdigest()
+    digest = body_digest(text.encode())
     return UsageEvent(account, event_id, resource, quantity, ts_us, subject, operator, meta, digest)
 
 
+def body_digest(text: bytes) -> str:
+    """The fingerprint of an event body's joined text (see :func:`usage_event`)."""
+    return _blake2b(text, digest_size=16).hexdigest()
+
+
 _blake2b = hashlib.blake2b
+
+
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """Validated counter events without ``meta``, as columns: what a batch's plain events become
+    on the columnar intake path (``services/usage_columns.py``), stored without a tuple per
+    event. ``quantities`` are canonical decimal text (as ``format(Decimal(q), "f")``)."""
+
+    accounts: list[str]
+    ids: list[str]
+    resources: list[str]
+    quantities: list[str]
+    ts_us: list[int]
+    subjects: list[str]
+    operators: list[str]
+    fingerprints: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> EventColumns:
+        return cls([], [], [], [], [], [], [], [])
+
+    def keys(self) -> list[tuple[str, str]]:
+        """Each event's dedup key (account, id)."""
+        return list(zip(self.accounts, self.ids, strict=True))
+
+    def take(self, rows: list[int]) -> EventColumns:
+        """The events at these rows, in that order."""
+        return EventColumns(
+            *([column[row] for row in rows] for column in self.columns())  # type: ignore[arg-type]
+        )
+
+    def columns(
+        self,
+    ) -> tuple[
+        list[str], list[str], list[str], list[str], list[int], list[str], list[str], list[str]
+    ]:
+        return (
+            self.accounts, self.ids, self.resources, self.quantities, self.ts_us,
+            self.subjects, self.operators, self.fingerprints,
+        )  # fmt: skip
+
+    def events(self) -> list[UsageEvent]:
+        """The same events one tuple each, for the per-event path."""
+        return [
+            UsageEvent(a, i, r, Decimal(q), t, s, o, "", f)
+            for a, i, r, q, t, s, o, f in zip(*self.columns(), strict=True)
+        ]
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from synor_economics.ports import (
     UsageUnitOfWork,
 )
 from synor_economics.services.time import to_us
+from synor_economics.services.usage_columns import PlainRows, ndjson_table, plain_rows
+from synor_economics.services.usage_input import Lines, RawBatch
 
 SOURCES = ("http", "stream", "file", "client")
 """Where events come from; recorded with each event and dead letter."""
@@ -61,6 +64,8 @@ _MAX_BODY = 65_536
 _B = TypeVar("_B")
 
 _ACCEPTED, _DUPLICATE = EventStatus.ACCEPTED, EventStatus.DUPLICATE
+
+_CONFLICT = "this id was used before with a different body; the first copy stands"
 
 _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 
@@ -112,26 +117,35 @@ class UsageService:
         self.clock = clock
         self.catalog = catalog
 
-    def ingest(self, raws: Sequence[object], *, source: str) -> list[EventOutcome]:
+    def ingest(self, raws: Sequence[object], *, source: str) -> Outcomes:
         """Validate, deduplicate and count a batch; one outcome per event, in order. Good
         events are kept even when others in the batch are bad."""
         return self.store(self.screen(raws, source))
 
     def ingest_all(
-        self, batches: Iterable[_B], *, source: str, events: Callable[[_B], Sequence[object]]
-    ) -> Iterator[tuple[_B, list[EventOutcome]]]:
+        self, batches: Iterable[_B], *, source: str, events: Callable[[_B], RawBatch]
+    ) -> Iterator[tuple[_B, Outcomes]]:
         """Ingest batch after batch (a file's chunks), each in its own transaction, yielding
         each with its outcomes once it is durable.
 
         The next batch is read and validated on a helper thread while the current one is
         stored: storing is largely the database's work, done with the interpreter released,
-        so the two overlap on two cores. ``events`` gives a batch's raw events. Reading or
-        validation errors surface here, after the batches before them are stored."""
+        so the two overlap on two cores. ``events`` gives a batch's raw events, or its NDJSON
+        lines (validated a column at a time). Reading or validation errors surface here, after
+        the batches before them are stored."""
         source_batches = iter(batches)
 
         def screen_next() -> tuple[_B, Screened] | None:
             batch = next(source_batches, None)
-            return None if batch is None else (batch, self.screen(events(batch), source))
+            if batch is None:
+                return None
+            raw = events(batch)
+            screened = (
+                self.screen_lines(raw, source)
+                if isinstance(raw, Lines)
+                else self.screen(raw, source)
+            )
+            return batch, screened
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-screen") as helper:
             upcoming = helper.submit(screen_next)
@@ -143,26 +157,53 @@ class UsageService:
     def screen(self, raws: Sequence[object], source: str) -> Screened:
         """Validation, which needs no database: the valid events and the rejections. With
         :meth:`store`, what :meth:`ingest` does, in two steps that may run on two threads."""
+        intake = self._intake(source)
+        return Screened(intake, self._parsed(raws, range(len(raws)), intake), len(raws))
+
+    def screen_lines(self, lines: Lines, source: str) -> Screened:
+        """:meth:`screen` for NDJSON lines: the plain counter events are validated a column at
+        a time (``usage_columns``), the rest one by one as in :meth:`screen`."""
+        intake = self._intake(source)
+        table = ndjson_table(lines.lines)
+        if table is None:  # not one object per line: one by one, which says where it breaks
+            return self.screen(lines.decoded(), source)
+        plain, rest = plain_rows(table, self.catalog.counter_ids, intake.now_us)
+        raw = _Decoded(lines)
+        valid = self._parsed(raw, rest, intake)
+        screened = Screened(intake, valid, len(lines.lines), plain, raw)
+        return screened if plain.independent_of(valid) else screened.one_by_one()
+
+    def _intake(self, source: str) -> Intake:
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}")
-        intake = Intake(source, to_us(self.clock.now()))
+        return Intake(source, to_us(self.clock.now()))
+
+    def _parsed(
+        self, raws: Sequence[object], positions: Iterable[int], intake: Intake
+    ) -> list[tuple[int, UsageEvent, object]]:
+        """The events at ``positions`` that validate, with their positions; the rest refused."""
         valid: list[tuple[int, UsageEvent, object]] = []
-        for index, raw in enumerate(raws):
+        resources, now_us = self.catalog.resources, intake.now_us
+        for index in positions:
+            raw = raws[index]
             try:
-                valid.append((index, parse_event(raw, self.catalog.resources, intake.now_us), raw))
+                valid.append((index, parse_event(raw, resources, now_us), raw))
             except EventError as error:
                 intake.refuse(index, raw, EventStatus.REJECTED, error.field, error.reason)
-        return Screened(intake, valid, len(raws))
+        return valid
 
-    def store(self, screened: Screened) -> list[EventOutcome]:
+    def store(self, screened: Screened) -> Outcomes:
         """Dedup and count in one write transaction (tried again if it raced another writer);
         one outcome per event, in order."""
         intake, valid = screened.intake, screened.valid
+        plain: list[EventStatus | None] = []
         for attempt in range(_RACE_RETRIES):
             try:
                 # The last try runs alone: side-by-side writers that keep storing the same keys
                 # first could otherwise keep a batch losing the race.
                 with self.uow.write(exclusive=attempt == _RACE_RETRIES - 1) as tx:
+                    if screened.plain is not None:
+                        plain = _store_plain(tx.usage, screened)
                     fresh = dedup(tx.usage, valid, intake)
                     _count(
                         tx.usage,
@@ -177,7 +218,7 @@ class UsageService:
                 if attempt == _RACE_RETRIES - 1:
                     raise
                 intake.forget_dedup()  # the next try looks the keys up again
-        return [intake.outcomes[index] for index in range(screened.size)]
+        return Outcomes(screened.size, intake.outcomes, screened.plain, plain)
 
     def period_usage(self, account: str, period: str) -> PeriodUsage:
         """An account's usage in a month, counted up to now (or to the month's end)."""
@@ -258,6 +299,42 @@ def _count(
     repo.save_open_gauges(changed)
 
 
+def _store_plain(repo: UsageRepository, screened: Screened) -> list[EventStatus | None]:
+    """Dedup and count a batch's plain rows (columns; their keys are unique in the batch and
+    apart from its other events'): each row's status, None for a conflict (refused here)."""
+    plain, intake = screened.plain, screened.intake
+    assert plain is not None
+    events = plain.events
+    seen = repo.add_new_events(events, received_us=intake.now_us, source=intake.source)
+    statuses: list[EventStatus | None] = [_ACCEPTED] * len(events)
+    fresh = events
+    if seen:
+        fingerprints = events.fingerprints
+        for row, first in seen.items():
+            if first == fingerprints[row]:
+                statuses[row] = _DUPLICATE
+            else:
+                statuses[row] = None
+                index = plain.positions[row]
+                intake.refuse(index, screened.raw[index], EventStatus.CONFLICT, "id", _CONFLICT)
+        fresh = events.take([row for row in range(len(events)) if row not in seen])
+    deltas: dict[HourKey, tuple[Decimal | str, int]] = {}
+    hours = (t - t % HOUR_US for t in fresh.ts_us)
+    for hour, quantity in zip(
+        zip(fresh.accounts, fresh.resources, hours, strict=True), fresh.quantities, strict=True
+    ):
+        found = deltas.get(hour)
+        # An hour's first event's quantity stays text (canonical, stored as it is): most hours
+        # of a batch have one event, and a Decimal made and formatted back cost ~0.3 µs each.
+        deltas[hour] = (
+            (quantity, 1)
+            if found is None
+            else (EXACT.add(Decimal(found[0]), Decimal(quantity)), found[1] + 1)
+        )
+    repo.add_hourly(deltas)
+    return statuses
+
+
 def add_to(
     totals: dict[HourKey, tuple[Decimal, int]], key: HourKey, quantity: Decimal, n: int
 ) -> None:
@@ -265,13 +342,94 @@ def add_to(
     totals[key] = (EXACT.add(quantity_before, quantity), count_before + n)
 
 
+class _Decoded(Sequence[object]):
+    """NDJSON lines, each decoded when it is asked for (the few the columnar path leaves)."""
+
+    def __init__(self, lines: Lines) -> None:
+        self._lines = lines
+
+    def __len__(self) -> int:
+        return len(self._lines.lines)
+
+    def __getitem__(self, row: int) -> object:  # type: ignore[override]
+        return self._lines.decode(row)
+
+
 @dataclass(frozen=True, slots=True)
 class Screened:
-    """A batch after validation, before storage."""
+    """A batch after validation, before storage: events validated one by one (``valid``) and,
+    from NDJSON lines, the plain ones validated as columns (``plain``); ``raw`` gives any
+    event's body as received."""
 
     intake: Intake
     valid: list[tuple[int, UsageEvent, object]]
     size: int
+    plain: PlainRows | None = None
+    raw: Sequence[object] = ()
+
+    def one_by_one(self) -> Screened:
+        """The same batch with its plain rows as events, for the per-event path (a batch whose
+        plain rows repeat a key, or share one with its other events: dedup then needs them in
+        arrival order)."""
+        if self.plain is None:
+            return self
+        events = self.plain.events.events()
+        plain = [
+            (at, event, self.raw[at])
+            for at, event in zip(self.plain.positions, events, strict=True)
+        ]
+        valid = sorted([*self.valid, *plain], key=lambda item: item[0])
+        return Screened(self.intake, valid, self.size)
+
+
+class Outcomes(Sequence[EventOutcome]):
+    """A batch's outcomes, one per event in order, kept as statuses for the rows taken as
+    columns: counting them and listing the problems makes no object per event."""
+
+    def __init__(
+        self,
+        size: int,
+        decided: dict[int, EventOutcome],
+        plain: PlainRows | None,
+        statuses: list[EventStatus | None],
+    ) -> None:
+        self._size = size
+        self._decided = decided
+        self._plain = plain
+        self._statuses = statuses
+        self._all: list[EventOutcome] | None = None
+
+    def counts(self) -> Counter[EventStatus]:
+        """How many events ended in each status."""
+        counted = Counter(outcome.status for outcome in self._decided.values())
+        counted.update(status for status in self._statuses if status is not None)
+        return counted
+
+    def problems(self) -> list[EventOutcome]:
+        """The rejected and conflicting events' outcomes, in order."""
+        return [self._decided[i] for i in sorted(self._decided) if self._decided[i].reason]
+
+    def _listed(self) -> list[EventOutcome]:
+        if self._all is None:
+            decided = dict(self._decided)
+            if self._plain is not None:
+                ids = self._plain.events.ids
+                for row, (index, status) in enumerate(
+                    zip(self._plain.positions, self._statuses, strict=True)
+                ):
+                    if status is not None:
+                        decided[index] = EventOutcome(index, ids[row], status)
+            self._all = [decided[index] for index in range(self._size)]
+        return self._all
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> EventOutcome:  # type: ignore[override]
+        return self._listed()[index]
+
+    def __iter__(self) -> Iterator[EventOutcome]:
+        return iter(self._listed())
 
 
 @dataclass
@@ -331,6 +489,5 @@ def dedup(
         elif first == digest:
             outcomes[index] = EventOutcome(index, key[1], _DUPLICATE)
         else:
-            reason = "this id was used before with a different body; the first copy stands"
-            intake.refuse(index, raw, EventStatus.CONFLICT, "id", reason)
+            intake.refuse(index, raw, EventStatus.CONFLICT, "id", _CONFLICT)
     return fresh

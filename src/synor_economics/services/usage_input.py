@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 import msgspec
 
@@ -76,27 +76,59 @@ def _json_document(text: str) -> list[Any]:
 
 def _ndjson_lines(lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Any]:
     for number, line in enumerate(lines, start=first_line):
-        if not line.strip():
-            continue
-        try:
-            yield decode_json(line)
-        except InputError as error:
-            raise InputError(str(error).replace("line 1,", f"line {number},", 1)) from None
+        if line.strip():
+            yield decode_line(line, number)
+
+
+def decode_line(line: str | bytes, number: int) -> Any:
+    """One NDJSON line (its line end, if any, ignored), decoded; a malformed one is reported at
+    its line ``number``."""
+    try:
+        return decode_json(line.rstrip(b"\r\n") if isinstance(line, bytes) else line.rstrip("\r\n"))
+    except InputError as error:
+        raise InputError(str(error).replace("line 1,", f"line {number},", 1)) from None
 
 
 FORMATS = ("ndjson", "csv", "parquet")
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
-    """A batch of raw events read from a file, and how far into the file it reaches (in the
-    file's own measure: bytes for text files, rows for Parquet)."""
+class Lines:
+    """A batch of NDJSON lines (not blank) and the line number of each in its file, to say
+    where a malformed one is."""
 
-    events: list[Any]
+    lines: list[bytes]
+    numbers: list[int]
+
+    def decoded(self) -> list[object]:
+        return [self.decode(row) for row in range(len(self.lines))]
+
+    def decode(self, row: int) -> object:
+        return decode_line(self.lines[row], self.numbers[row])
+
+
+RawBatch = Sequence[object] | Lines
+"""What a batch of ``ingest_all`` holds: decoded events, or NDJSON lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A batch of raw events read from a file (NDJSON as its lines, decoded later), and how far
+    into the file it reaches (in the file's own measure: bytes for text files, rows for
+    Parquet)."""
+
+    events: RawBatch
     position: int
 
+    def __len__(self) -> int:
+        return len(self.events.lines) if isinstance(self.events, Lines) else len(self.events)
 
-def events_of(chunk: Chunk) -> list[Any]:
+    def decoded(self) -> Sequence[object]:
+        """The chunk's events, decoded (a malformed NDJSON line is an ``InputError``)."""
+        return self.events.decoded() if isinstance(self.events, Lines) else self.events
+
+
+def events_of(chunk: Chunk) -> RawBatch:
     """A chunk's raw events: what ``UsageService.ingest_all`` asks of each batch."""
     return chunk.events
 
@@ -130,11 +162,14 @@ def read_events(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
     if fmt == "parquet":
         yield from _parquet_chunks(path, batch)
         return
+    if fmt == "ndjson":
+        yield from _ndjson_chunks(path, batch)
+        return
     with path.open("rb") as handle:
         # The CSV reader's text layer is made here, not in the row generator: it must live as
         # long as the file (dropping it would close the file under the last ``tell``).
-        text = io.TextIOWrapper(handle, encoding="utf-8", newline="") if fmt == "csv" else None
-        rows = _csv_rows(text) if text is not None else _ndjson_rows(handle)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        rows = _csv_rows(text)
         events: list[Any] = []
         for event in rows:
             events.append(event)
@@ -145,8 +180,21 @@ def read_events(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
             yield Chunk(events, handle.tell())
 
 
-def _ndjson_rows(handle: BinaryIO) -> Iterator[Any]:
-    yield from _ndjson_lines(handle)
+def _ndjson_chunks(path: Path, batch: int) -> Iterator[Chunk]:
+    """An NDJSON file's non-blank lines, ``batch`` at a time, as they are: decoding is the
+    ingest service's (a column at a time, see ``usage_columns``)."""
+    with path.open("rb") as handle:
+        lines: list[bytes] = []
+        numbers: list[int] = []
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                lines.append(line)
+                numbers.append(number)
+                if len(lines) == batch:
+                    yield Chunk(Lines(lines, numbers), handle.tell())
+                    lines, numbers = [], []
+        if lines:
+            yield Chunk(Lines(lines, numbers), handle.tell())
 
 
 def _csv_rows(text: TextIO) -> Iterator[Any]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
+from itertools import count as count_from
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -45,6 +47,7 @@ from synor_economics.domain.meters import EXACT, Level
 from synor_economics.domain.usage import (
     ActiveEvent,
     DeadLetter,
+    EventColumns,
     EventStatus,
     Replacement,
     UsageEvent,
@@ -77,6 +80,11 @@ def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
 
 
+def _repeats(keys: list[EventKey], hashes: Hashes) -> bool:
+    """Whether a key occurs twice (the hashes say no at numpy's speed, nearly always)."""
+    return len(np.unique(hashes)) != len(hashes) and len(set(keys)) != len(keys)
+
+
 _json = msgspec.json.Encoder().encode
 """Keys for SQLite's ``json_each`` lookups (several times faster than the standard library's)."""
 
@@ -103,8 +111,9 @@ class SqlUsageRepository:
         self._synced = False
         self._staged: list[tuple[Hashes, Seqs]] = []
         """This transaction's new keys (SQLite), written as one run by :meth:`finish`..."""
-        self._staged_keys: dict[EventKey, str] = {}
-        """... and their fingerprints, for lookups later in the same transaction."""
+        self._staged_keys: list[tuple[list[EventKey], list[str]]] = []
+        """... and their keys and fingerprints, for lookups later in the same transaction (made
+        a dict only if one comes: a batch is usually looked up once, before it is stored)."""
 
     def _rows_by_key(
         self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
@@ -159,18 +168,66 @@ class SqlUsageRepository:
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
         # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
-        driver = driver_of(self.conn)
         if not self._postgres:
-            self._append(driver, events, received_us, source, generation)
+            keys = [e[:2] for e in events]
+            self._append(
+                keys,
+                [e.fingerprint for e in events],
+                ((a, i, r, format(q, "f"), t, s, o, m, f) for a, i, r, q, t, s, o, m, f in events),
+                received_us=received_us,
+                source=source,
+                generation=generation,
+                hashes=self._new_keys(keys) if generation == 0 else None,
+            )
             return
         rows = [(*e, received_us, source, generation) for e in events]  # _EVENT_FIELDS' order
+        self._copy(rows)
+
+    def add_new_events(
+        self, events: EventColumns, *, received_us: int, source: str
+    ) -> dict[int, str]:
+        """Store those of the counter events whose keys are not stored yet (generation 0);
+        the stored fingerprint of each of the others, by row. The keys are hashed and looked up
+        once, for both (SQLite)."""
+        if not len(events):
+            return {}
+        keys = events.keys()
+        hashes = None if self._postgres else key_hashes(keys, len(keys))
+        if hashes is not None and _repeats(keys, hashes):  # PostgreSQL's constraint says so
+            raise ValueError("a batch of events repeats a key (account, id)")
+        found = self.fingerprints(keys) if hashes is None else self._stored(keys, hashes)
+        stored = {row: found[key] for row, key in enumerate(keys) if key in found} if found else {}
+        fresh = events
+        if stored:
+            rows = [row for row in range(len(keys)) if row not in stored]
+            fresh = events.take(rows)
+            keys = fresh.keys()
+            hashes = None if hashes is None else hashes[rows]
+        if fresh:
+            rows_out = zip(*fresh.columns()[:7], repeat(""), fresh.fingerprints, strict=False)
+            if hashes is None:
+                self._copy([(*row, received_us, source, 0) for row in rows_out])
+            else:
+                self._append(
+                    keys,
+                    fresh.fingerprints,
+                    rows_out,
+                    received_us=received_us,
+                    source=source,
+                    generation=0,
+                    hashes=hashes,
+                )
+        return stored
+
+    def _copy(self, rows: list[tuple[Any, ...]]) -> None:
+        """COPY event rows (PostgreSQL), in ``_EVENT_FIELDS``' order."""
         statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
         # In key order: two writers storing some of the same keys then wait on each other in one
         # direction only, never in a circle (a deadlock, seen in the side-by-side test when each
         # copied its batch in arrival order).
         rows.sort(key=_by_key)
         try:
-            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            with driver_of(self.conn).cursor() as cursor, cursor.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
@@ -185,15 +242,18 @@ class SqlUsageRepository:
         index = self._synced_index()
         with index.lock:
             positions, seqs = index.find(hashes)
-        staged = self._staged_keys
-        found: dict[EventKey, str] = (
-            {key: staged[key] for key in keys if key in staged} if staged else {}
-        )
+        found: dict[EventKey, str] = {}
+        if self._staged_keys:
+            staged: dict[EventKey, str] = {}
+            for staged_keys, fingerprints in self._staged_keys:
+                staged.update(zip(staged_keys, fingerprints, strict=True))
+            self._staged_keys = [(list(staged), list(staged.values()))]
+            found = {key: staged[key] for key in keys if key in staged}
         if not len(seqs):
             return found
         wanted = {keys[at] for at in np.unique(positions).tolist()}
         driver = driver_of(self.conn)
-        for chunk in chunks(seqs.tolist(), _KEYS_PER_LOOKUP):
+        for chunk in chunks(np.sort(seqs).tolist(), _KEYS_PER_LOOKUP):  # in table order
             for account, event_id, digest in driver.execute(_SQLITE_BY_SEQ, (_json(chunk),)):
                 if (account, event_id) in wanted:
                     found[(account, event_id)] = digest
@@ -210,42 +270,41 @@ class SqlUsageRepository:
 
     def _append(
         self,
-        driver: Any,
-        events: Sequence[UsageEvent],
+        keys: list[EventKey],
+        fingerprints: list[str],
+        rows: Iterator[tuple[Any, ...]],
+        *,
         received_us: int,
         source: str,
         generation: int,
+        hashes: Hashes | None,
     ) -> None:
-        """Append rows in ``seq`` order (SQLite); the keys of generation 0 are staged for the
-        key index, after a check of the kind a UNIQUE constraint makes: dedup has looked them
-        up in this transaction already, so a hit means a caller skipped it (or a batch repeats
-        a key). A replacement's generation needs no index: it is stored in one transaction,
-        deduplicated within itself."""
-        indexed = self._new_keys(events) if generation == 0 else None
+        """Append rows in ``seq`` order (SQLite); ``rows`` are the events' first nine fields,
+        quantities as text. The keys of generation 0 (with their ``hashes``, checked as new by
+        the caller) are staged for the key index. A replacement's generation needs no index: it
+        is stored in one transaction, deduplicated within itself."""
+        driver = driver_of(self.conn)
         (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
-        placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1))
+        count = len(keys)
+        extra = (received_us, source, generation)
+        placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1 - len(extra)))
         driver.executemany(
-            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) VALUES ({placeholders})",  # noqa: S608
-            [
-                (seq, a, i, r, format(q, "f"), t, s, o, m, f, received_us, source, generation)
-                for seq, (a, i, r, q, t, s, o, m, f) in enumerate(events, last + 1)
-            ],
+            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) "  # noqa: S608
+            f"VALUES ({placeholders}, ?, ?, ?)",
+            ((seq, *row, *extra) for seq, row in zip(count_from(last + 1), rows, strict=False)),
         )
-        if indexed is not None:
-            keys, hashes = indexed
-            self._staged.append(
-                (hashes, np.arange(last + 1, last + 1 + len(events), dtype=np.int64))
-            )
-            self._staged_keys.update(zip(keys, (e.fingerprint for e in events), strict=True))
+        if hashes is not None:
+            self._staged.append((hashes, np.arange(last + 1, last + 1 + count, dtype=np.int64)))
+            self._staged_keys.append((keys, fingerprints))
 
-    def _new_keys(self, events: Sequence[UsageEvent]) -> tuple[list[EventKey], Hashes]:
-        """The events' keys and their hashes, refused if any is stored or repeated."""
-        keys = [(e.account, e.id) for e in events]
+    def _new_keys(self, keys: list[EventKey]) -> Hashes:
+        """The keys' hashes, refused if any key is stored or repeated: the check a UNIQUE
+        constraint makes (dedup has looked the keys up in this transaction already, so a hit
+        means a caller skipped it, or a batch repeats a key)."""
         hashes = key_hashes(keys, len(keys))
-        repeated = len(np.unique(hashes)) != len(hashes) and len(set(keys)) != len(keys)
-        if repeated or self._stored(keys, hashes):
+        if _repeats(keys, hashes) or self._stored(keys, hashes):
             raise ConcurrentWriteError("usage event key already stored (account, id)")
-        return keys, hashes
+        return hashes
 
     def finish(self) -> None:
         """Before commit: the transaction's new keys become a run of the index (SQLite)."""
@@ -289,7 +348,7 @@ class SqlUsageRepository:
         previous = None if before is None else Level(before.ts_us, before.quantity)
         return previous, after
 
-    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal, int]]) -> None:
+    def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal | str, int]]) -> None:
         """Add to the rollups in one upsert, exactly: PostgreSQL adds NUMERIC itself; on SQLite,
         whose ``+`` on TEXT numbers goes through floats, ``synor_exact_add`` (engine.py) adds
         the decimals in Python, called only for the hours that already have a row (reading
@@ -301,7 +360,7 @@ class SqlUsageRepository:
         self._replace(
             usage_hourly,
             ("account", "resource", "hour_us"),
-            [(a, r, h, format(q, "f"), n) for (a, r, h), (q, n) in items],
+            [(a, r, h, q if type(q) is str else format(q, "f"), n) for (a, r, h), (q, n) in items],
             additive=True,
         )
 

@@ -1,0 +1,122 @@
+"""NDJSON lines through the columnar intake path give what the same events give one by one:
+the same outcome for every event, the same usage, the same dead letters; on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synor_economics.adapters.clock import FixedClock
+from synor_economics.adapters.sql.engine import scratch_postgres
+from synor_economics.adapters.sql.uow import SqlUnitOfWork
+from synor_economics.catalog import load_default_catalog
+from synor_economics.domain.usage import EventStatus
+from synor_economics.services.usage import UsageService
+from synor_economics.services.usage_input import InputError, Lines, events_of, read_events
+from tests.conftest import migrated_engine
+from tests.integration.test_usage import NOW, event, gauge
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def pair(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[UsageService, UsageService]]:
+    """Two fresh databases of one kind: one fed lines, one fed decoded events."""
+    catalog = load_default_catalog()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            urls = [f"sqlite:///{tmp_path / name}.db" for name in ("lines", "events")]
+        else:
+            admin = request.getfixturevalue("postgres_admin_url")
+            urls = [stack.enter_context(scratch_postgres(admin, "synor_test")) for _ in "ab"]
+        engines = [migrated_engine(url) for url in urls]
+        for engine in engines:
+            stack.callback(engine.dispose)
+        first, second = (UsageService(SqlUnitOfWork(e), FixedClock(NOW), catalog) for e in engines)
+        yield first, second
+
+
+def mixed_batch(rng: random.Random, start: int, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plain counters, some sent before (same body or not), gauges, bad events and events with
+    meta."""
+    bodies: list[dict[str, Any]] = []
+    before = list(sent)  # from earlier batches only: a key repeated in one batch is its own case
+    for n in range(start, start + 60):
+        kind = rng.randrange(10)
+        if kind == 0 and before:
+            again = dict(rng.choice(before))
+            if rng.random() < 0.5:
+                again["quantity"] = "99"  # the same id with another body: a conflict
+            bodies.append(again)
+        elif kind == 1:
+            bodies.append(gauge(f"g{n}", n * 1000, f"2026-11-0{n % 9 + 1}T10:00:00Z"))
+        elif kind == 2:
+            bodies.append(event(f"e{n}", quantity="-3" if n % 2 else "1e3"))  # ok; rejected
+        elif kind == 3:
+            bodies.append(event(f"e{n}", meta={"region": "eu"}, account=f"acct_{n % 5}"))
+        else:
+            body = event(
+                f"e{n}",
+                quantity=f"{n % 7 + 1}.{'5' * (n % 3)}".rstrip("."),
+                account=f"acct_{n % 5}",
+                ts=f"2026-11-{n % 19 + 1:02d}T{n % 24:02d}:00:00Z",
+            )
+            bodies.append(body)
+            sent.append(body)
+    return bodies
+
+
+def summary(service: UsageService) -> Any:
+    usage = {a: service.period_usage(f"acct_{a}", "2026-11") for a in range(5)}
+    letters = [
+        (d.status, d.event_id, d.field, d.reason, d.body)
+        for d in service.dead_letters(limit=10_000)
+    ]
+    return {
+        a: [(r.resource.id, r.raw, r.events) for r in u.resources] for a, u in usage.items()
+    }, sorted(letters)
+
+
+def test_lines_and_events_end_the_same(pair: tuple[UsageService, UsageService]) -> None:
+    by_lines, by_events = pair
+    rng = random.Random(3)
+    counts: Counter[EventStatus] = Counter()
+    sent: list[dict[str, Any]] = []
+    for start in range(0, 300, 60):
+        bodies = mixed_batch(rng, start, sent)
+        lines = [json.dumps(body).encode() + b"\n" for body in bodies]
+        if start == 120:  # a key repeated inside one batch: the batch goes event by event
+            lines.append(lines[-1])
+            bodies.append(bodies[-1])
+        numbers = list(range(1, len(lines) + 1))
+        screened = by_lines.screen_lines(Lines(lines, numbers), "file")
+        if start != 120:  # the columnar path took the plain events
+            assert screened.plain is not None
+            assert len(screened.plain.positions) > 30
+        columnar = by_lines.store(screened)
+        one_by_one = by_events.ingest(bodies, source="file")
+        assert list(columnar) == list(one_by_one)
+        assert columnar.counts() == one_by_one.counts()
+        assert columnar.problems() == one_by_one.problems()
+        counts.update(columnar.counts())
+    assert all(counts[status] for status in EventStatus), counts
+    assert summary(by_lines) == summary(by_events)
+
+
+def test_a_malformed_line_is_reported_at_its_line(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "events.ndjson"
+    good = json.dumps(event("e1")) + "\n"
+    path.write_text(good + "\n" + good.replace("e1", "e2") + '{"id": "e3",\n')
+    engine = migrated_engine(sqlite_url)
+    service = UsageService(SqlUnitOfWork(engine), FixedClock(NOW), load_default_catalog())
+    with pytest.raises(InputError, match="line 4, column"):
+        list(service.ingest_all(read_events(path, "ndjson", 10), source="file", events=events_of))
+    engine.dispose()

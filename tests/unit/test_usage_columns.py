@@ -1,0 +1,93 @@
+"""The columnar intake path (``services/usage_columns.py``) against the reference validator: a
+row it takes is the event ``parse_event`` makes of it, fingerprint and all; a row the reference
+refuses is never taken; and plain events are in fact taken (the path is not idle)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synor_economics.catalog import load_default_catalog
+from synor_economics.domain.usage import EventError, parse_event
+from synor_economics.services.usage_columns import ndjson_table, plain_rows
+from tests.unit.test_usage_events import _ODD, _PLAIN, NOW_US, RESOURCES
+
+COUNTERS = load_default_catalog().counter_ids
+
+
+def lines_of(bodies: list[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps(body).encode() + b"\n" for body in bodies]
+
+
+def reference(body: dict[str, Any]) -> Any:
+    try:
+        return parse_event(body, RESOURCES, NOW_US)
+    except EventError:
+        return None
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(_PLAIN, _ODD), min_size=1, max_size=12))
+def test_a_row_taken_as_a_column_is_the_reference_event(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    bodies = [{**plain, **odd} for plain, odd in pairs]
+    table = ndjson_table(lines_of(bodies))
+    if table is None:  # pyarrow could not read the batch: it all goes to the reference
+        return
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert sorted([*plain.positions, *rest]) == list(range(len(bodies)))
+    for position, event in zip(plain.positions, plain.events.events(), strict=True):
+        assert event == reference(bodies[position])
+
+
+@given(st.lists(_PLAIN, min_size=1, max_size=12))
+def test_plain_counter_events_are_all_taken(bodies: list[dict[str, Any]]) -> None:
+    counters = [b for b in bodies if b["resource"] in COUNTERS and reference(b) is not None]
+    table = ndjson_table(lines_of(counters)) if counters else None
+    if table is None:
+        assert not counters
+        return
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert rest == []
+    assert plain.events.events() == [reference(body) for body in counters]
+
+
+def test_unreadable_batches_are_left_to_the_reference() -> None:
+    good = b'{"id":"a","account":"x","resource":"compute.cpu","quantity":"1","ts":"2026-11-03T10:00:00Z"}\n'  # noqa: E501
+    for odd in (
+        b'{"id":"b","quantity":7}\n',  # a number where text belongs
+        b'{"id":"b","id":"c"}\n',  # a repeated key
+        b'{"id":"b"}{"id":"c"}\n',  # two objects on one line
+        b"[1, 2]\n",
+        b'{"id": "b"\n',  # malformed
+    ):
+        assert ndjson_table([good, odd]) is None, odd
+    for readable in (b'{"id":"b","meta":{"a":1}}\n', b'{"id":"b\xff"}\n', b'{"id":"b","x":null}\n'):
+        table = ndjson_table([good, readable])
+        assert table is not None
+        _, rest = plain_rows(table, COUNTERS, NOW_US)
+        assert rest == ([0, 1] if b"x" in readable else [1]), readable
+
+
+def test_dates_that_do_not_exist_and_odd_spellings_go_to_the_reference() -> None:
+    stamps = [
+        "2026-11-03T10:00:00Z", "2024-02-29T10:00:00Z", "2026-02-29T10:00:00Z",
+        "2026-04-31T10:00:00Z", "2026-11-03t10:00:00Z", "2026-11-03T10:00:00.5+00:00",
+        "2026-11-03T10:00:00.123456Z", "2026-11-03T10:00:60Z",
+    ]  # fmt: skip
+    bodies = [
+        {"id": f"e{i}", "account": "a", "resource": "compute.cpu", "quantity": "1", "ts": ts}
+        for i, ts in enumerate(stamps)
+    ]
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert plain.positions == [0, 5, 6]
+    assert rest == [1, 2, 3, 4, 7]  # 2024-02-29 is outside the 35-day window: the reference
+    assert [e.ts_us for e in plain.events.events()] == [
+        reference(bodies[i]).ts_us for i in plain.positions
+    ]
