@@ -112,7 +112,7 @@ def backfill(path: Path, data_dir: Path, batch: int) -> tuple[float, dict[str, i
     for chunk, outcomes in system.usage.ingest_all(chunks, source="file", events=events_of):
         for status, count in outcomes.counts().items():
             counts[status.value] = counts.get(status.value, 0) + count
-        total += len(chunk)
+        total += len(chunk.events)
     elapsed = time.perf_counter() - started
     system.close()
     return total / elapsed, counts

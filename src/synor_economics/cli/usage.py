@@ -81,7 +81,7 @@ def ingest(
                 counts.update(outcomes.counts())
                 for outcome in outcomes.problems()[: _SHOWN_PROBLEMS - len(problems)]:
                     problems.append(_shifted(outcome, seen))
-                seen += len(chunk)
+                seen += len(chunk.events)
                 progress.update(task, completed=chunk.position, events=seen)
         except InputError as error:
             progress.stop()
@@ -160,8 +160,8 @@ def publish(
     sent = 0
     try:
         for chunk in read_events(file, kind, 5000):
-            stream.publish([json.dumps(event, default=str).encode() for event in chunk.decoded()])
-            sent += len(chunk)
+            stream.publish([json.dumps(event, default=str).encode() for event in chunk.events])
+            sent += len(chunk.events)
     except InputError as error:
         raise typer.BadParameter(
             f"{error} ({sent:,} events before it were sent)", param_hint="FILE"
@@ -189,7 +189,7 @@ def replace_window(
     assert begins is not None
     assert ends is not None
     try:
-        raws = [e for chunk in read_events(file, kind, 10_000) for e in chunk.decoded()]
+        raws = [e for chunk in read_events(file, kind, 10_000) for e in chunk.events]
         report = system_of(ctx).replacements.replace(account, begins, ends, raws, note=note)
     except (InputError, ReplacementError) as error:
         raise typer.BadParameter(str(error)) from None

@@ -52,7 +52,7 @@ from synor_economics.ports import (
 )
 from synor_economics.services.time import to_us
 from synor_economics.services.usage_columns import PlainRows, ndjson_table, plain_rows
-from synor_economics.services.usage_input import Lines, RawBatch
+from synor_economics.services.usage_input import Lines
 
 SOURCES = ("http", "stream", "file", "client")
 """Where events come from; recorded with each event and dead letter."""
@@ -125,7 +125,7 @@ class UsageService:
         return self.store(self.screen(raws, source))
 
     def ingest_all(
-        self, batches: Iterable[_B], *, source: str, events: Callable[[_B], RawBatch]
+        self, batches: Iterable[_B], *, source: str, events: Callable[[_B], Sequence[object]]
     ) -> Iterator[tuple[_B, Outcomes]]:
         """Ingest batch after batch (a file's chunks), each in its own transaction, yielding
         each with its outcomes once it is durable.
@@ -168,11 +168,10 @@ class UsageService:
         intake = self._intake(source)
         table = ndjson_table(lines.lines)
         if table is None:  # not one object per line: one by one, which says where it breaks
-            return self.screen(lines.decoded(), source)
+            return self.screen(lines, source)
         plain, rest = plain_rows(table, self.catalog.counter_ids, intake.now_us)
-        raw = _Decoded(lines)
-        valid = self._parsed(raw, rest, intake)
-        screened = Screened(intake, valid, len(lines.lines), plain, raw)
+        valid = self._parsed(lines, rest, intake)
+        screened = Screened(intake, valid, len(lines), plain, lines)
         return screened if plain.independent_of(valid) else screened.one_by_one()
 
     def _intake(self, source: str) -> Intake:
@@ -342,19 +341,6 @@ def add_to(
 ) -> None:
     quantity_before, count_before = totals.get(key, (Decimal(0), 0))
     totals[key] = (EXACT.add(quantity_before, quantity), count_before + n)
-
-
-class _Decoded(Sequence[object]):
-    """NDJSON lines, each decoded when it is asked for (the few the columnar path leaves)."""
-
-    def __init__(self, lines: Lines) -> None:
-        self._lines = lines
-
-    def __len__(self) -> int:
-        return len(self._lines.lines)
-
-    def __getitem__(self, row: int) -> object:  # type: ignore[override]
-        return self._lines.decode(row)
 
 
 @dataclass(frozen=True, slots=True)

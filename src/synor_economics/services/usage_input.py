@@ -92,43 +92,38 @@ def decode_line(line: str | bytes, number: int) -> Any:
 FORMATS = ("ndjson", "csv", "parquet")
 
 
-@dataclass(frozen=True, slots=True)
-class Lines:
-    """A batch of NDJSON lines (not blank) and the line number of each in its file, to say
-    where a malformed one is."""
+class Lines(Sequence[object]):
+    """A batch of NDJSON lines (not blank), with the line number of each in its file: as a
+    sequence, the events they hold, each decoded when it is asked for (the columnar path reads
+    the lines themselves and leaves only a few to decode). A malformed line is an
+    ``InputError`` that says where it is."""
 
-    lines: list[bytes]
-    numbers: list[int]
+    __slots__ = ("lines", "numbers")
 
-    def decoded(self) -> list[object]:
-        return [self.decode(row) for row in range(len(self.lines))]
+    def __init__(self, lines: list[bytes], numbers: list[int]) -> None:
+        self.lines = lines
+        self.numbers = numbers
 
-    def decode(self, row: int) -> object:
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, row: int) -> object:  # type: ignore[override]
         return decode_line(self.lines[row], self.numbers[row])
 
-
-RawBatch = Sequence[object] | Lines
-"""What a batch of ``ingest_all`` holds: decoded events, or NDJSON lines."""
+    def __iter__(self) -> Iterator[object]:
+        return map(decode_line, self.lines, self.numbers)
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A batch of raw events read from a file (NDJSON as its lines, decoded later), and how far
-    into the file it reaches (in the file's own measure: bytes for text files, rows for
-    Parquet)."""
+    """A batch of raw events read from a file (NDJSON as its :class:`Lines`), and how far into
+    the file it reaches (in the file's own measure: bytes for text files, rows for Parquet)."""
 
-    events: RawBatch
+    events: Sequence[object]
     position: int
 
-    def __len__(self) -> int:
-        return len(self.events.lines) if isinstance(self.events, Lines) else len(self.events)
 
-    def decoded(self) -> Sequence[object]:
-        """The chunk's events, decoded (a malformed NDJSON line is an ``InputError``)."""
-        return self.events.decoded() if isinstance(self.events, Lines) else self.events
-
-
-def events_of(chunk: Chunk) -> RawBatch:
+def events_of(chunk: Chunk) -> Sequence[object]:
     """A chunk's raw events: what ``UsageService.ingest_all`` asks of each batch."""
     return chunk.events
 
