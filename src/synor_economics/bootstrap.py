@@ -123,16 +123,18 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         confirmations=settings.payment_confirmations,
     )
     stream = _stream(settings)
+    usage = UsageService(usage_uow, clock, catalog)
 
     def close() -> None:
         ledger.close()
+        usage.close()
         stream.close()
         engine.dispose()
 
     return System(
         ledger=ledger,
         catalog=CatalogService(catalog),
-        usage=UsageService(usage_uow, clock, catalog),
+        usage=usage,
         billing=billing,
         oracle=oracle,
         payments=payments,

@@ -4,6 +4,7 @@ and dead letters, on the SQLite file the composition root builds."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -56,6 +57,42 @@ def test_one_event_an_array_and_ndjson_all_count_once(client: TestClient) -> Non
         "events": None,
     }
     assert cpu_raw(client) == Decimal(3600 * 3 + 7200)
+
+
+def test_pretty_printed_arrays_and_crlf_ndjson_count_like_compact_bodies(
+    client: TestClient,
+) -> None:
+    pretty = json.dumps([event("p1"), event("p2", "7200")], indent=2)
+    answer = client.post("/v1/events", content=pretty, headers={"content-type": "application/json"})
+    assert [e["status"] for e in answer.json()["events"]] == ["accepted", "accepted"]
+    crlf = "\r\n".join(json.dumps(e) for e in (event("p2", "7200"), event("p3"))) + "\r\n\r\n"
+    again = client.post(
+        "/v1/events", content=crlf, headers={"content-type": "application/x-ndjson"}
+    ).json()
+    assert [(e["index"], e["id"], e["status"]) for e in again["events"]] == [
+        (0, "p2", "duplicate"),
+        (1, "p3", "accepted"),
+    ]
+    assert cpu_raw(client) == Decimal(3600 + 7200 + 3600)
+
+
+def test_requests_side_by_side_count_every_event_once(client: TestClient) -> None:
+    """Concurrent requests are stored in shared transactions (group commit): each event still
+    counts once, whichever request brought it first."""
+    batches = [
+        [event(f"s{(start + i) % 60}", "1") for i in range(20)] for start in range(0, 120, 5)
+    ]
+
+    def post(batch: list[dict[str, Any]]) -> dict[str, int]:
+        answer = client.post("/v1/events", json=batch).json()
+        return {key: answer[key] for key in ("accepted", "duplicate", "conflict", "rejected")}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(post, batches))
+    assert sum(a["accepted"] for a in answers) == 60
+    assert sum(a["duplicate"] for a in answers) == 20 * len(batches) - 60
+    assert not any(a["conflict"] or a["rejected"] for a in answers)
+    assert cpu_raw(client) == 60
 
 
 def test_the_usage_view_shows_raw_and_billable_quantities(client: TestClient) -> None:

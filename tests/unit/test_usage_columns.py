@@ -19,7 +19,7 @@ COUNTERS = load_default_catalog().counter_ids
 
 
 def lines_of(bodies: list[dict[str, Any]]) -> list[bytes]:
-    return [json.dumps(body).encode() + b"\n" for body in bodies]
+    return [json.dumps(body).encode() for body in bodies]
 
 
 def reference(body: dict[str, Any]) -> Any:
@@ -57,16 +57,22 @@ def test_plain_counter_events_are_all_taken(bodies: list[dict[str, Any]]) -> Non
 
 
 def test_unreadable_batches_are_left_to_the_reference() -> None:
-    good = b'{"id":"a","account":"x","resource":"compute.cpu","quantity":"1","ts":"2026-11-03T10:00:00Z"}\n'  # noqa: E501
+    good = b'{"id":"a","account":"x","resource":"compute.cpu","quantity":"1","ts":"2026-11-03T10:00:00Z"}'  # noqa: E501
     for odd in (
-        b'{"id":"b","quantity":7}\n',  # a number where text belongs
-        b'{"id":"b","id":"c"}\n',  # a repeated key
-        b'{"id":"b"}{"id":"c"}\n',  # two objects on one line
-        b"[1, 2]\n",
-        b'{"id": "b"\n',  # malformed
+        b'{"id":"b","quantity":7}',  # a number where text belongs
+        b'{"id":"b","id":"c"}',  # a repeated key
+        b'{"id":"b"}{"id":"c"}',  # two objects on one line
+        b'{"id":"b"}\n{"id":"c"}',  # one text of two lines
+        b'{"id":"b",\n"account":"y"}',  # one object over two lines
+        b'{"id":"b",\r"account":"y"}',
+        b"[1, 2]",
+        b'{"id": "b"',  # malformed
     ):
         assert ndjson_table([good, odd]) is None, odd
-    for readable in (b'{"id":"b","meta":{"a":1}}\n', b'{"id":"b\xff"}\n', b'{"id":"b","x":null}\n'):
+    # Two halves of an object, and a text of two objects: as many rows as texts, out of step.
+    halves = [b'{"id":"b",', b'"account":"y"}', b'{"id":"c"}\r{"id":"d"}']
+    assert ndjson_table(halves) is None
+    for readable in (b'{"id":"b","meta":{"a":1}}', b'{"id":"b\xff"}', b'{"id":"b","x":null}'):
         table = ndjson_table([good, readable])
         assert table is not None
         _, rest = plain_rows(table, COUNTERS, NOW_US)
@@ -91,3 +97,25 @@ def test_dates_that_do_not_exist_and_odd_spellings_go_to_the_reference() -> None
     assert [e.ts_us for e in plain.events.events()] == [
         reference(bodies[i]).ts_us for i in plain.positions
     ]
+
+
+def test_lengths_and_fractions_of_a_second_match_the_reference() -> None:
+    """The length limits (checked apart from the patterns) and every spelling of a fraction."""
+    fractions = [".120Z", ".000000+00:00", ".1+00:00", ".000001Z", ".999999Z", "+00:00", "Z"]
+    bodies = [
+        {"id": f"f{i}", "account": "a", "resource": "compute.cpu", "quantity": "1",
+         "ts": f"2026-11-03T10:00:00{tail}"}
+        for i, tail in enumerate(fractions)
+    ] + [
+        {"id": "i" * size, "account": "b" * other, "resource": "compute.cpu", "quantity": "1",
+         "ts": "2026-11-03T10:00:00Z", "subject": "s" * third}
+        for size, other, third in (
+            (200, 1, 200), (201, 1, 1), (1, 200, 1), (2, 201, 1), (3, 1, 201)
+        )
+    ]  # fmt: skip
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert rest == [8, 10, 11]  # one over 200: the reference refuses it, by name
+    assert all(reference(bodies[i]) is None for i in rest)
+    assert plain.events.events() == [reference(bodies[i]) for i in plain.positions]

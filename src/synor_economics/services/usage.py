@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,6 +53,7 @@ from synor_economics.ports import (
 )
 from synor_economics.services.time import to_us
 from synor_economics.services.usage_columns import PlainRows, ndjson_table, plain_rows
+from synor_economics.services.usage_commit import GroupCommitter
 from synor_economics.services.usage_input import Lines
 
 SOURCES = ("http", "stream", "file", "client")
@@ -118,11 +120,13 @@ class UsageService:
         self.uow = uow
         self.clock = clock
         self.catalog = catalog
+        self._committer: GroupCommitter | None = None
+        self._committer_lock = threading.Lock()
 
     def ingest(self, raws: Sequence[object], *, source: str) -> Outcomes:
         """Validate, deduplicate and count a batch; one outcome per event, in order. Good
         events are kept even when others in the batch are bad."""
-        return self.store(self.screen(raws, source))
+        return self.store(self.screen_batch(raws, source))
 
     def ingest_all(
         self, batches: Iterable[_B], *, source: str, events: Callable[[_B], Sequence[object]]
@@ -139,15 +143,7 @@ class UsageService:
 
         def screen_next() -> tuple[_B, Screened] | None:
             batch = next(source_batches, None)
-            if batch is None:
-                return None
-            raw = events(batch)
-            screened = (
-                self.screen_lines(raw, source)
-                if isinstance(raw, Lines)
-                else self.screen(raw, source)
-            )
-            return batch, screened
+            return None if batch is None else (batch, self.screen_batch(events(batch), source))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-screen") as helper:
             upcoming = helper.submit(screen_next)
@@ -155,6 +151,14 @@ class UsageService:
                 upcoming = helper.submit(screen_next)
                 batch, screened = ready
                 yield batch, self.store(screened)
+
+    def screen_batch(self, raws: Sequence[object], source: str) -> Screened:
+        """:meth:`screen_lines` for events still as JSON texts, :meth:`screen` for the rest."""
+        return (
+            self.screen_lines(raws, source)
+            if isinstance(raws, Lines)
+            else self.screen(raws, source)
+        )
 
     def screen(self, raws: Sequence[object], source: str) -> Screened:
         """Validation, which needs no database: the valid events and the rejections. With
@@ -196,30 +200,53 @@ class UsageService:
     def store(self, screened: Screened) -> Outcomes:
         """Dedup and count in one write transaction (tried again if it raced another writer);
         one outcome per event, in order."""
-        intake, valid = screened.intake, screened.valid
-        plain: list[EventStatus | None] = []
+        return self.store_group([screened])[0]
+
+    def store_group(self, batches: Sequence[Screened]) -> list[Outcomes]:
+        """:meth:`store` for several batches in one transaction, one after the other: each
+        batch's outcomes are what storing it alone, after the ones before it, would give."""
+        statuses: list[list[EventStatus | None]] = []
         for attempt in range(_RACE_RETRIES):
             try:
                 # The last try runs alone: side-by-side writers that keep storing the same keys
                 # first could otherwise keep a batch losing the race.
                 with self.uow.write(exclusive=attempt == _RACE_RETRIES - 1) as tx:
-                    if screened.plain is not None:
-                        plain = _store_plain(tx.usage, screened)
-                    fresh = dedup(tx.usage, valid, intake)
-                    _count(
-                        tx.usage,
-                        fresh,
-                        self.catalog,
-                        received_us=intake.now_us,
-                        source=intake.source,
-                    )
-                    tx.usage.add_rejections(intake.letters)
+                    statuses = [self._store_in(tx.usage, screened) for screened in batches]
                 break
             except ConcurrentWriteError:
                 if attempt == _RACE_RETRIES - 1:
                     raise
-                intake.forget_dedup()  # the next try looks the keys up again
-        return Outcomes(screened.size, intake.outcomes, screened.plain, plain)
+                for screened in batches:  # the next try looks the keys up again
+                    screened.intake.forget_dedup()
+        return [
+            Outcomes(screened.size, screened.intake.outcomes, screened.plain, plain)
+            for screened, plain in zip(batches, statuses, strict=True)
+        ]
+
+    def _store_in(self, repo: UsageRepository, screened: Screened) -> list[EventStatus | None]:
+        """One batch's part of a write transaction: the plain rows' statuses."""
+        intake = screened.intake
+        plain = _store_plain(repo, screened) if screened.plain is not None else []
+        fresh = dedup(repo, screened.valid, intake)
+        _count(repo, fresh, self.catalog, received_us=intake.now_us, source=intake.source)
+        repo.add_rejections(intake.letters)
+        return plain
+
+    def submit(self, screened: Screened) -> Future[Outcomes]:
+        """Store a screened batch with whatever other batches are waiting, in one transaction
+        (group commit: ``usage_commit``); for callers side by side, such as HTTP requests.
+        The future holds the batch's outcomes once they are durable."""
+        with self._committer_lock:
+            if self._committer is None:
+                self._committer = GroupCommitter(self)
+            return self._committer.submit(screened)
+
+    def close(self) -> None:
+        """Finish what was submitted and stop the committer thread, if it started."""
+        with self._committer_lock:
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.close()
 
     def period_usage(self, account: str, period: str) -> PeriodUsage:
         """An account's usage in a month, counted up to now (or to the month's end)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -32,18 +32,64 @@ class BatchTooLargeError(InputError):
     """More events in one request than ``MAX_BATCH``."""
 
 
-def decode_body(body: bytes, *, ndjson: bool) -> list[Any]:
-    """A request body as raw events: one JSON object, a JSON array, or NDJSON lines."""
-    text = _text(body)
-    events = list(_ndjson_lines(text.splitlines())) if ndjson else _json_document(text)
+def decode_body(body: bytes, *, ndjson: bool) -> Sequence[object]:
+    """A request body as raw events: one JSON object, a JSON array, or NDJSON lines. NDJSON and
+    well-formed arrays come as :class:`Lines`, each event's text as it was sent (for the
+    columnar path); a malformed line is reported when the service decodes it, before anything
+    is stored."""
+    _check_utf8(body)
+    events = _ndjson_body(body) if ndjson else _json_body(body)
     if len(events) > MAX_BATCH:
         raise BatchTooLargeError(f"{len(events)} events in one request; at most {MAX_BATCH}")
     return events
 
 
-def _text(body: bytes) -> str:
+def _ndjson_body(body: bytes) -> Lines:
+    lines: list[bytes] = []
+    numbers: list[int] = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if line.strip():
+            lines.append(line)
+            numbers.append(number)
+    return Lines(lines, numbers)
+
+
+def _json_body(body: bytes) -> Sequence[object]:
+    """An array's items as their texts (msgspec checks the whole document and finds where each
+    item starts and ends, without making objects); a single object, or a document msgspec
+    refuses (to say where it breaks, or for ``json`` to accept), decoded."""
+    if body.lstrip()[:1] == b"[":
+        try:
+            items = _array_items(body)
+        except msgspec.DecodeError:
+            pass
+        else:
+            texts = [bytes(item) for item in items]
+            if b"\n" in body or b"\r" in body:  # pretty-printed: each item made one line
+                texts = [_one_line(text) for text in texts]
+            return Lines(texts, decode=_decode_item)
+    return _json_document(body)
+
+
+def _one_line(text: bytes) -> bytes:
+    """A well-formed JSON text on one line: a raw line break in it can only be whitespace
+    between tokens (one inside a string is malformed, and msgspec refused it), so a space
+    reads the same."""
+    return text.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+_array_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def _decode_item(item: bytes, _number: int) -> Any:
+    """An array item msgspec has already read whole: well-formed, so no line to report."""
+    return decode_json(item)
+
+
+def _check_utf8(body: bytes) -> None:
+    """A body that is not UTF-8 is refused whole, with the byte where it breaks."""
     try:
-        return body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(f"body is not UTF-8 (byte {error.start})") from None
 
@@ -69,15 +115,9 @@ def decode_json(data: str | bytes) -> Any:
 _decode = msgspec.json.Decoder().decode
 
 
-def _json_document(text: str) -> list[Any]:
+def _json_document(text: str | bytes) -> list[Any]:
     document = decode_json(text)
     return document if isinstance(document, list) else [document]
-
-
-def _ndjson_lines(lines: Iterable[str | bytes], first_line: int = 1) -> Iterator[Any]:
-    for number, line in enumerate(lines, start=first_line):
-        if line.strip():
-            yield decode_line(line, number)
 
 
 def decode_line(line: str | bytes, number: int) -> Any:
@@ -93,25 +133,35 @@ FORMATS = ("ndjson", "csv", "parquet")
 
 
 class Lines(Sequence[object]):
-    """A batch of NDJSON lines (not blank), with the line number of each in its file: as a
-    sequence, the events they hold, each decoded when it is asked for (the columnar path reads
-    the lines themselves and leaves only a few to decode). A malformed line is an
-    ``InputError`` that says where it is."""
+    """A batch of events as their JSON texts, one per event and none blank: an NDJSON file's or
+    body's lines (without their line ends), a JSON array's items, a stream's entries. As a
+    sequence, the events they hold, each decoded when it is asked for: the columnar path
+    (``usage_columns``) reads the texts themselves and leaves only a few to decode.
 
-    __slots__ = ("lines", "numbers")
+    ``numbers`` are the lines' numbers in their file or body (by default 1, 2, ...): a malformed
+    one is an ``InputError`` that says where it is. ``decode`` may instead make something of it
+    that validation then refuses (a stream's entry is rejected, not a reason to stop)."""
 
-    def __init__(self, lines: list[bytes], numbers: list[int]) -> None:
+    __slots__ = ("decode", "lines", "numbers")
+
+    def __init__(
+        self,
+        lines: list[bytes],
+        numbers: Sequence[int] | None = None,
+        decode: Callable[[bytes, int], object] = decode_line,
+    ) -> None:
         self.lines = lines
-        self.numbers = numbers
+        self.numbers = range(1, len(lines) + 1) if numbers is None else numbers
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.lines)
 
     def __getitem__(self, row: int) -> object:  # type: ignore[override]
-        return decode_line(self.lines[row], self.numbers[row])
+        return self.decode(self.lines[row], self.numbers[row])
 
     def __iter__(self) -> Iterator[object]:
-        return map(decode_line, self.lines, self.numbers)
+        return map(self.decode, self.lines, self.numbers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +233,7 @@ def _ndjson_chunks(path: Path, batch: int) -> Iterator[Chunk]:
         numbers: list[int] = []
         for number, line in enumerate(handle, start=1):
             if line.strip():
-                lines.append(line)
+                lines.append(line.rstrip(b"\r\n"))
                 numbers.append(number)
                 if len(lines) == batch:
                     yield Chunk(Lines(lines, numbers), handle.tell())

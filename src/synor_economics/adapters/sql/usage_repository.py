@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from synor_economics.adapters.sql.bulk import chunks, driver_of, pg_array_literal
+from synor_economics.adapters.sql.bulk import chunks, driver_of, insert_rows, pg_array_literal
 from synor_economics.adapters.sql.key_index import Hashes, KeyIndex, Seqs, index_of, key_hashes
 from synor_economics.adapters.sql.tables import (
     usage_events,
@@ -166,7 +166,7 @@ class SqlUsageRepository:
         if not events:
             return
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
-        # executemany on SQLite): SQLAlchemy's per-row parameter handling costs more here than
+        # multi-row VALUES on SQLite): SQLAlchemy's per-row parameter handling costs more here than
         # the database's own work.
         if not self._postgres:
             keys = [e[:2] for e in events]
@@ -287,11 +287,11 @@ class SqlUsageRepository:
         (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
         count = len(keys)
         extra = (received_us, source, generation)
-        placeholders = ", ".join("?" * (len(_EVENT_FIELDS) + 1 - len(extra)))
-        driver.executemany(
-            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)}) "  # noqa: S608
-            f"VALUES ({placeholders}, ?, ?, ?)",
-            ((seq, *row, *extra) for seq, row in zip(count_from(last + 1), rows, strict=False)),
+        insert_rows(
+            driver,
+            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})",
+            len(_EVENT_FIELDS) + 1,
+            [(seq, *row, *extra) for seq, row in zip(count_from(last + 1), rows, strict=False)],
         )
         if hashes is not None:
             self._staged.append((hashes, np.arange(last + 1, last + 1 + count, dtype=np.int64)))
@@ -386,7 +386,7 @@ class SqlUsageRepository:
         additive: bool = False,
     ) -> None:
         """Insert-or-replace by primary key (or, ``additive``, insert-or-add), through the
-        driver: an ``unnest`` of one array per column on PostgreSQL, ``executemany`` on SQLite.
+        driver: an ``unnest`` of one array per column on PostgreSQL, multi-row ``VALUES`` on SQLite.
         ``rows`` are in the table's column order, decimals as plain-notation text (both
         databases read that exactly); table and column names are this module's constants."""
         names = [column.name for column in table.c]
@@ -412,11 +412,8 @@ class SqlUsageRepository:
                 # each column one array literal: psycopg adapts a list element by element
                 cursor.execute(sql, [pg_array_literal(col) for col in zip(*rows, strict=True)])
             return
-        placeholders = ", ".join("?" * len(names))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders}) {conflict}"  # noqa: S608
-        driver.executemany(
-            sql,
-            rows,
+        insert_rows(
+            driver, f"INSERT INTO {table.name} ({', '.join(names)})", len(names), rows, conflict
         )
 
     # -- replacements ------------------------------------------------------------------------
