@@ -5,7 +5,10 @@ Every figure goes through the product's own path into a fresh SQLite database:
   file backfill   NDJSON events with random uuid4 ids, read, validated, deduplicated, counted
                   into hourly rollups and committed, as ``synor usage ingest`` does
   replay          the same file again: every event a duplicate
-  HTTP            ``POST /v1/events`` in batches of 1,000 to a real ``synor serve``
+  HTTP            ``POST /v1/events`` in batches of 1,000 to a real ``synor serve``, from one
+                  connection and from four side by side (the server stores requests that wait
+                  together in one transaction); bodies are encoded before the clock starts, so
+                  the figure is the server's, not the client's JSON encoder
   visible         time from a batch's answer to its usage showing in
                   ``GET /v1/accounts/{id}/usage`` (p50/p99 over the samples)
   stream          Redis Streams → PostgreSQL: ``synor worker --drain`` processes (one, then two)
@@ -30,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from synor_economics.bootstrap import build
 from synor_economics.config import Settings
@@ -124,7 +129,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def http_figures(events: list[dict[str, Any]], data_dir: Path) -> tuple[float, list[float]]:
+def http_figures(
+    events: list[dict[str, Any]], data_dir: Path, connections: int
+) -> tuple[float, list[float]]:
+    """Events/s of ``connections`` clients posting batches of 1,000 to a fresh ``synor serve``,
+    then the accepted → visible latencies."""
+    bodies = [msgspec.json.encode(events[at : at + 1000]) for at in range(0, len(events), 1000)]
     port = free_port()
     env = {**os.environ, "SYNOR_DATA_DIR": str(data_dir), "SYNOR_PORT": str(port)}
     script = Path(sys.executable).with_name("synor")
@@ -145,14 +155,32 @@ def http_figures(events: list[dict[str, Any]], data_dir: Path) -> tuple[float, l
                     raise SystemExit("synor serve did not start")
                 time.sleep(0.1)
             started = time.perf_counter()
-            for start in range(0, len(events), 1000):
-                answer = client.post("/v1/events", json=events[start : start + 1000])
-                answer.raise_for_status()
+            posters = [
+                threading.Thread(target=post_all, args=(base, bodies[k::connections]))
+                for k in range(connections)
+            ]
+            for poster in posters:
+                poster.start()
+            for poster in posters:
+                poster.join()
             rate = len(events) / (time.perf_counter() - started)
             return rate, visible_latencies(client)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def post_all(base: str, bodies: list[bytes]) -> None:
+    """Post each body on one connection, checking that every event was accepted."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for body in bodies:
+            answer = client.post("/v1/events", content=body, headers=_JSON)
+            answer.raise_for_status()
+            if answer.json()["accepted"] != body.count(b'"id"'):
+                raise SystemExit(f"not every event was accepted: {answer.text[:300]}")
+
+
+_JSON = {"content-type": "application/json"}
 
 
 def visible_latencies(client: httpx.Client, samples: int = 100) -> list[float]:
@@ -246,20 +274,26 @@ def main() -> None:
         print(f"replay          {rate:>10,.0f} events/s   {counts}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory     {peak:>10,.0f} MiB (this process, {args.events:,} events)")
-        http_events = make_events(args.http_events, args.accounts, seed=9)
-        rate, latencies = http_figures(http_events, Path(folder) / "http")
-        print(f"HTTP, 1k/batch  {rate:>10,.0f} events/s")
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-        print(f"visible after   p50 {p50:.1f} ms   p99 {p99:.1f} ms  ({len(latencies)} samples)")
-        stream_events = make_events(args.stream_events, args.accounts, seed=13)
-        for workers in (1, 2):
-            rate = stream_figure(
-                stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
-            )
+        if args.http_events:
+            http_events = make_events(args.http_events, args.accounts, seed=9)
+            for connections in (1, 4):
+                folder_of = Path(folder) / f"http{connections}"
+                rate, latencies = http_figures(http_events, folder_of, connections)
+                print(f"HTTP, 1k/batch  {rate:>10,.0f} events/s   ({connections} connection"
+                      f"{'s' if connections > 1 else ''})")  # fmt: skip
+            p50 = latencies[len(latencies) // 2] * 1000
+            p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
             print(
-                f"stream → PG, {workers} worker{'s' if workers > 1 else ' '} {rate:>8,.0f} events/s"
+                f"visible after   p50 {p50:.1f} ms   p99 {p99:.1f} ms  ({len(latencies)} samples)"
             )
+        if args.stream_events:
+            stream_events = make_events(args.stream_events, args.accounts, seed=13)
+            for workers in (1, 2):
+                rate = stream_figure(
+                    stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
+                )
+                plural = "s" if workers > 1 else " "
+                print(f"stream → PG, {workers} worker{plural} {rate:>8,.0f} events/s")
         if args.memory_events:
             memory_figures(args.memory_events, args.accounts, Path(folder))
 

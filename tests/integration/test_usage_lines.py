@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from synor_economics.adapters.clock import FixedClock
+from synor_economics.adapters.sql import usage_repository
 from synor_economics.adapters.sql.engine import scratch_postgres
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
@@ -119,3 +121,31 @@ def test_a_malformed_line_is_reported_at_its_line(tmp_path: Path, sqlite_url: st
     with pytest.raises(InputError, match="line 4, column"):
         list(service.ingest_all(read_events(path, "ndjson", 10), source="file", events=events_of))
     engine.dispose()
+
+
+def test_folding_the_rollup_log_changes_no_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's rollup deltas go to a log folded into ``usage_hourly`` in bulk: folded after
+    every transaction or never, the totals (counters, gauges, corrections) are the same."""
+    catalog = load_default_catalog()
+    engines = [migrated_engine(f"sqlite:///{tmp_path / name}.db") for name in ("fold", "keep")]
+    folding, keeping = (UsageService(SqlUnitOfWork(e), FixedClock(NOW), catalog) for e in engines)
+    rng = random.Random(11)
+    sent: list[dict[str, Any]] = []
+    for start in range(0, 240, 60):
+        bodies = mixed_batch(rng, start, sent)
+        monkeypatch.setattr(usage_repository, "FOLD_ROWS", 1)
+        folding.ingest(Lines([json.dumps(body).encode() for body in bodies]), source="file")
+        monkeypatch.setattr(usage_repository, "FOLD_ROWS", 10**9)
+        keeping.ingest(Lines([json.dumps(body).encode() for body in bodies]), source="file")
+    logged = []
+    for engine in engines:
+        with engine.connect() as conn:
+            logged.append(conn.execute(text("SELECT COUNT(*) FROM usage_hourly_log")).scalar_one())
+    assert logged[0] == 0
+    assert logged[1] > 100  # the other kept every delta in the log
+    assert summary(folding) == summary(keeping)
+    assert any(summary(folding)[0].values())
+    for engine in engines:
+        engine.dispose()

@@ -9,12 +9,16 @@ from typing import Any
 
 from synor_economics.domain.usage import DeadLetter, EventOutcome, EventStatus, Replacement
 from synor_economics.services.time import from_us, instant
-from synor_economics.services.usage import PeriodUsage
+from synor_economics.services.usage import Outcomes, PeriodUsage
 
 
 def ingest_summary(outcomes: Sequence[EventOutcome]) -> dict[str, int]:
     """How many events of a batch were accepted, duplicates, conflicts, rejected."""
-    counts = Counter(outcome.status for outcome in outcomes)
+    counts = (
+        outcomes.counts()
+        if isinstance(outcomes, Outcomes)  # counted from its statuses: no object per event
+        else Counter(outcome.status for outcome in outcomes)
+    )
     return {status.value: counts.get(status, 0) for status in EventStatus}
 
 

@@ -24,8 +24,8 @@ from synor_economics.adapters.sql.tables import (
     payments,
     uptime_reports,
     usage_gauges,
-    usage_hourly,
 )
+from synor_economics.adapters.sql.usage_repository import hourly_rows
 from synor_economics.domain.billing import (
     AccountTerms,
     DocumentKind,
@@ -315,7 +315,7 @@ class SqlBillingRepository:
 
     def usage_accounts(self, start_us: int, end_us: int) -> set[str]:
         """Accounts with counted usage in the period, or a gauge level carried into it."""
-        hourly = usage_hourly.c
+        hourly = hourly_rows().c
         found = set(
             self.conn.execute(
                 select(hourly.account)

@@ -234,7 +234,21 @@ usage_hourly = Table(
     sqlite_with_rowid=False,
 )
 """Counters: Σ quantity of the hour's events. Gauges: ∫ level dt over the hour's closed
-segments, in event-unit·seconds (the open segment is in ``usage_gauges``)."""
+segments, in event-unit·seconds (the open segment is in ``usage_gauges``). On SQLite, what is
+still in ``usage_hourly_log`` adds to it."""
+
+usage_hourly_log = Table(
+    "usage_hourly_log",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("resource", String(100), nullable=False),
+    Column("hour_us", BigInteger, nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("events", Integer, nullable=False),
+)
+"""Deltas to ``usage_hourly`` not folded into it yet, in the order they were added (SQLite;
+empty on PostgreSQL): the rollup of an hour is its row plus its deltas here."""
 
 usage_gauges = Table(
     "usage_gauges",
