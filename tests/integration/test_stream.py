@@ -146,11 +146,14 @@ class Poisoned:
         self.real = real
         self.poison = set(poison)
 
-    def screen(self, raws: list[Any], source: str) -> Screened:
-        return self.real.screen(raws, source)
+    def screen_batch(self, raws: list[Any], source: str) -> Screened:
+        return self.real.screen_batch(raws, source)
 
     def store(self, screened: Screened) -> Any:
-        bad = [event.id for _, event, _ in screened.valid if event.id in self.poison]
+        ids = [event.id for _, event, _ in screened.valid]
+        if screened.plain is not None:  # the events taken a column at a time
+            ids.extend(screened.plain.events.ids)
+        bad = [event_id for event_id in ids if event_id in self.poison]
         if bad or not self.poison:
             raise RuntimeError(f"cannot count {bad[0] if bad else 'anything'}")
         return self.real.store(screened)
@@ -211,3 +214,20 @@ def test_neighbouring_poison_entries_do_not_pass_for_an_outage(
         "bad-2",
     ]
     assert stream.pending() == 0
+
+
+def test_entries_that_are_not_plain_json_lines_are_rejected_or_counted_alone(
+    stream: EventStream, usage: UsageService
+) -> None:
+    """The columnar path reads a batch's entries as lines: an entry that is not JSON, is
+    blank, spans lines or holds two objects sends the batch to the reference, which counts the
+    good ones and rejects the rest as usage dead letters, without failing the batch."""
+    spread = json.dumps(json.loads(payload("spread")), indent=2).encode()
+    odd = [b"not json", b"", spread, payload("x") + b"\n" + payload("y"), b"[1, 2]"]
+    stream.publish([payload(f"e{i}") for i in range(5)] + odd)
+    worker = StreamWorker(stream, usage, consumer="w", options=WorkerOptions(batch=20))
+    drain(worker)
+    assert cpu(usage) == 60  # e0..e4 and the event spread over lines
+    assert worker.stats.outcomes == {"accepted": 6, "rejected": 4}
+    assert stream.pending() == 0
+    assert len(usage.dead_letters()) == 4

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from synor_economics.ports import EventStream, StreamEntry
 from synor_economics.services.usage import Screened, UsageService
-from synor_economics.services.usage_input import InputError, decode_json
+from synor_economics.services.usage_input import InputError, Lines, decode_json
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,7 @@ class StreamWorker:
         entries = self.stream.read(self.consumer, count=self.options.batch, block_ms=block_ms)
         if not entries:
             return _Batch(entries, None)
-        raws = [_decode(entry.payload) for entry in entries]
-        return _Batch(entries, self.usage.screen(raws, "stream"))
+        return _Batch(entries, self.usage.screen_batch(_texts(entries), "stream"))
 
     def handle(self, entries: Sequence[StreamEntry], screened: Screened | None = None) -> None:
         """Count a batch and acknowledge it; isolate and, if due, dead-letter failing entries.
@@ -183,9 +182,9 @@ class StreamWorker:
 
     def _count(self, entries: Sequence[StreamEntry], screened: Screened | None = None) -> None:
         if screened is None:
-            screened = self.usage.screen([_decode(entry.payload) for entry in entries], "stream")
-        for outcome in self.usage.store(screened):
-            self.stats.outcomes[outcome.status.value] += 1
+            screened = self.usage.screen_batch(_texts(entries), "stream")
+        for status, count in self.usage.store(screened).counts().items():
+            self.stats.outcomes[status.value] += count
         self._last_ok = time.monotonic()
         self.stream.ack([entry.entry_id for entry in entries])
 
@@ -222,7 +221,13 @@ class StreamWorker:
         return failing
 
 
-def _decode(payload: bytes) -> object:
+def _texts(entries: Sequence[StreamEntry]) -> Lines:
+    """A batch's entries as JSON texts: validated a column at a time (``usage_columns``), those
+    the columns cannot take decoded one by one."""
+    return Lines([entry.payload for entry in entries], decode=_decode)
+
+
+def _decode(payload: bytes, _number: int = 0) -> object:
     """An entry's event; text that is not JSON is passed on as text, to be rejected (and kept
     as a usage dead letter) with the reason, like any other invalid event."""
     try:
