@@ -124,13 +124,11 @@ def test_a_malformed_line_is_reported_at_its_line(tmp_path: Path, sqlite_url: st
 
 
 def test_folding_the_rollup_log_changes_no_total(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[UsageService, UsageService], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite's rollup deltas go to a log folded into ``usage_hourly`` in bulk: folded after
-    every transaction or never, the totals (counters, gauges, corrections) are the same."""
-    catalog = load_default_catalog()
-    engines = [migrated_engine(f"sqlite:///{tmp_path / name}.db") for name in ("fold", "keep")]
-    folding, keeping = (UsageService(SqlUnitOfWork(e), FixedClock(NOW), catalog) for e in engines)
+    """Rollup deltas go to a log folded into ``usage_hourly`` in bulk: folded after every
+    transaction or never, the totals (counters, gauges, corrections) are the same."""
+    folding, keeping = pair
     rng = random.Random(11)
     sent: list[dict[str, Any]] = []
     for start in range(0, 240, 60):
@@ -140,12 +138,11 @@ def test_folding_the_rollup_log_changes_no_total(
         monkeypatch.setattr(usage_repository, "FOLD_ROWS", 10**9)
         keeping.ingest(Lines([json.dumps(body).encode() for body in bodies]), source="file")
     logged = []
-    for engine in engines:
+    for service in pair:
+        engine = service.uow.engine  # type: ignore[attr-defined]
         with engine.connect() as conn:
             logged.append(conn.execute(text("SELECT COUNT(*) FROM usage_hourly_log")).scalar_one())
     assert logged[0] == 0
     assert logged[1] > 100  # the other kept every delta in the log
     assert summary(folding) == summary(keeping)
     assert any(summary(folding)[0].values())
-    for engine in engines:
-        engine.dispose()

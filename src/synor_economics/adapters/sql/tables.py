@@ -234,8 +234,8 @@ usage_hourly = Table(
     sqlite_with_rowid=False,
 )
 """Counters: Σ quantity of the hour's events. Gauges: ∫ level dt over the hour's closed
-segments, in event-unit·seconds (the open segment is in ``usage_gauges``). On SQLite, what is
-still in ``usage_hourly_log`` adds to it."""
+segments, in event-unit·seconds (the open segment is in ``usage_gauges``). What is still in
+``usage_hourly_log`` adds to it."""
 
 usage_hourly_log = Table(
     "usage_hourly_log",
@@ -247,8 +247,8 @@ usage_hourly_log = Table(
     Column("quantity", ExactDecimal(), nullable=False),
     Column("events", Integer, nullable=False),
 )
-"""Deltas to ``usage_hourly`` not folded into it yet, in the order they were added (SQLite;
-empty on PostgreSQL): the rollup of an hour is its row plus its deltas here."""
+"""Deltas to ``usage_hourly`` not folded into it yet, in the order they were added: the rollup
+of an hour is its row plus its deltas here."""
 
 usage_gauges = Table(
     "usage_gauges",

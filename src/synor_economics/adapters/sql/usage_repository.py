@@ -3,8 +3,9 @@
 Lookups by composite key join the table to the keys: ``json_each`` of one JSON array on SQLite,
 ``unnest`` of one array per key column on PostgreSQL. Row-value ``IN`` lists were the first
 version: SQLite scanned the table for them, and PostgreSQL planned a thousand-term ``IN`` for
-longer than the lookups took. Rollups are added to in one upsert, exactly: ``NUMERIC`` on
-PostgreSQL, the ``synor_exact_add`` SQL function on SQLite (see ``add_hourly``). The ingest hot
+longer than the lookups took. Rollup deltas are appended to a log and folded into the hourly
+table in bulk, exactly: ``NUMERIC`` on PostgreSQL, the ``synor_exact_add`` SQL function on
+SQLite (see ``add_hourly``). The ingest hot
 path reads and writes through the driver itself, skipping SQLAlchemy's per-row processing.
 """
 
@@ -89,11 +90,15 @@ def _repeats(keys: list[EventKey], hashes: Hashes) -> bool:
 
 
 FOLD_ROWS = 65_536
-"""Rollup deltas the SQLite log holds before they are folded into ``usage_hourly``. Readers
+"""Rollup deltas the log holds before they are folded into ``usage_hourly``. Readers
 scan the log whole (it has no index, which would be written at random again): at this size a
 scan takes a few milliseconds, and a fold adds some 60k deltas in one pass."""
 
-_LOG_INSERT = "INSERT INTO usage_hourly_log (account, resource, hour_us, quantity, events)"
+_LOG_COLUMNS = "usage_hourly_log (account, resource, hour_us, quantity, events)"
+_LOG_INSERT = f"INSERT INTO {_LOG_COLUMNS}"
+_LOG_COPY = f"COPY {_LOG_COLUMNS} FROM STDIN"
+FOLD_LOCK_KEY = 0x464F4C44
+"""PostgreSQL advisory lock key ("FOLD") held by the one writer folding the rollup log."""
 _LOG_SIZE = "SELECT MAX(seq) - MIN(seq) + 1 FROM usage_hourly_log"
 _FOLD = (
     "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
@@ -103,11 +108,21 @@ _FOLD = (
     "quantity = synor_exact_add(usage_hourly.quantity, excluded.quantity), "
     "events = usage_hourly.events + excluded.events"
 )
+_PG_FOLD = (
+    "WITH moved AS (DELETE FROM usage_hourly_log "
+    "RETURNING account, resource, hour_us, quantity, events) "
+    "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
+    "SELECT account, resource, hour_us, SUM(quantity), SUM(events) FROM moved "
+    "GROUP BY account, resource, hour_us ORDER BY account, resource, hour_us "
+    "ON CONFLICT (account, resource, hour_us) DO UPDATE SET "
+    "quantity = usage_hourly.quantity + excluded.quantity, "
+    "events = usage_hourly.events + excluded.events"
+)
 
 
 def hourly_rows() -> Subquery:
     """The hourly rollups as readers must see them: ``usage_hourly``'s rows and the deltas
-    still in the log (empty on PostgreSQL), to be summed by key."""
+    still in the log, to be summed by key."""
     columns = ("account", "resource", "hour_us", "quantity", "events")
     return union_all(
         select(*(usage_hourly.c[name] for name in columns)),
@@ -385,37 +400,51 @@ class SqlUsageRepository:
         return previous, after
 
     def add_hourly(self, deltas: Mapping[HourKey, tuple[Decimal | str, int]]) -> None:
-        """Add to the rollups, exactly. PostgreSQL adds in place, in one upsert of NUMERICs,
-        sorted so that writers side by side lock the rows they share in the same order.
+        """Add to the rollups, exactly: the deltas are appended to ``usage_hourly_log``, and
+        folded into ``usage_hourly`` once it holds ``FOLD_ROWS`` (``finish``).
 
-        SQLite appends the deltas to ``usage_hourly_log``, folded into ``usage_hourly`` once it
-        holds ``FOLD_ROWS`` (``finish``). Why: a batch's hours lie all over the table, so
-        adding in place dirtied a page per event, and SQLite writes each dirty page (4 KiB) to
-        its log at commit; for a request of 1,000 events that was most of the time it took.
-        Appended deltas fill pages in order, and the fold adds them in key order, each page of
-        ``usage_hourly`` written once per fold. Readers add both tables (``hourly_rows``)."""
+        Why not add in place: a batch's hours lie all over the table. On SQLite that dirtied a
+        page per event, and SQLite writes each dirty page (4 KiB) to its log at commit: for a
+        request of 1,000 events, most of the time it took. On PostgreSQL each delta was an
+        index probe and a row version, and writers side by side waited on each other's rows.
+        Appended deltas fill pages in order (COPY on PostgreSQL, multi-row ``VALUES`` on
+        SQLite) and conflict with nothing; the fold adds them in key order. Readers add both
+        tables (``hourly_rows``)."""
         if not deltas:
             return
-        if not self._postgres:
-            rows = [
-                (a, r, h, q if type(q) is str else format(q, "f"), n)
-                for (a, r, h), (q, n) in deltas.items()
-            ]
-            insert_rows(driver_of(self.conn), _LOG_INSERT, 5, rows)
-            self._logged = True
-            return
-        self._replace(
-            usage_hourly,
-            ("account", "resource", "hour_us"),
-            [(a, r, h, q, n) for (a, r, h), (q, n) in sorted(deltas.items())],
-            additive=True,
-        )
+        rows = [
+            (a, r, h, q if type(q) is str else format(q, "f"), n)
+            for (a, r, h), (q, n) in deltas.items()
+        ]
+        driver = driver_of(self.conn)
+        if self._postgres:
+            with driver.cursor() as cursor, cursor.copy(_LOG_COPY) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            insert_rows(driver, _LOG_INSERT, 5, rows)
+        self._logged = True
 
     def _fold_log(self) -> None:
-        """Add the logged deltas into ``usage_hourly`` and empty the log (SQLite), if the log
-        holds ``FOLD_ROWS``: one statement, in key order; ``synor_exact_add`` is called only
-        where an hour already has a row (or a second delta)."""
+        """Add the logged deltas into ``usage_hourly`` and empty the log, if it holds
+        ``FOLD_ROWS``. On SQLite (one writer) one statement adds them in key order, with
+        ``synor_exact_add`` called only where an hour already has a row or a second delta. On
+        PostgreSQL one statement deletes the log's rows and adds exactly those it deleted, so
+        deltas committed meanwhile by other writers stay for the next fold; one folder at a
+        time (an advisory lock tried, not waited for: a writer that finds a fold running
+        leaves the log to it)."""
         driver = driver_of(self.conn)
+        if self._postgres:
+            with driver.cursor() as cursor:
+                cursor.execute(_LOG_SIZE)
+                (size,) = cursor.fetchone()
+                if size is None or size < FOLD_ROWS:
+                    return
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", (FOLD_LOCK_KEY,))
+                (locked,) = cursor.fetchone()
+                if locked:
+                    cursor.execute(_PG_FOLD)
+            return
         (size,) = driver.execute(_LOG_SIZE).fetchone()
         if size is not None and size >= FOLD_ROWS:
             driver.execute(_FOLD)

@@ -1,10 +1,10 @@
-"""Hourly rollups on SQLite are appended to a log and folded into ``usage_hourly`` in bulk.
+"""Hourly rollups are appended to a log and folded into ``usage_hourly`` in bulk.
 
 Adding each batch's deltas to ``usage_hourly`` in place put nearly every event of a batch on a
-page of its own (accounts and hours are spread out), and SQLite writes every page a transaction
-touched to its log at commit: about 4 KiB per event for a batch of 1,000 (see
-``usage_repository.add_hourly``). The log takes the deltas in arrival order; readers add the
-two tables. PostgreSQL keeps adding in place; the log exists there too but stays empty.
+page of its own (accounts and hours are spread out): SQLite writes every page a transaction
+touched to its log at commit, about 4 KiB per event for a batch of 1,000, and PostgreSQL made
+an index probe and a row version per event (see ``usage_repository.add_hourly``). The log takes
+the deltas in arrival order; readers add the two tables.
 
 Revision ID: 0008_usage_hourly_log
 Revises: 0007_usage_key_index
