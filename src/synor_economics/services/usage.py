@@ -1,12 +1,15 @@
 """Metering use cases: ingest usage events exactly once, and read period-to-date usage.
 
-Every face (HTTP, stream worker, file backfill) hands decoded events to :meth:`UsageService.ingest`
-(a file's NDJSON chunks come as lines, whose plain events are validated a column at a time and
-the rest as decoded events: ``usage_columns``), so validation, dedup and rollups are the same
-however an event arrives. Dedup is a lookup of the
-batch's ``(account, id)`` keys inside the write transaction that stores the new events and adds
-them to the rollups: an event is counted if and only if its row is committed, and the unique
-constraint on the key backs the lookup up. There is no "claim first, write later" window.
+Every face (HTTP, stream worker, file backfill) hands its batches to :meth:`UsageService.ingest`
+or to :meth:`~UsageService.screen_batch` and :meth:`~UsageService.store` (or
+:meth:`~UsageService.submit`, which stores side-by-side requests together), so validation, dedup
+and rollups are the same however an event arrives. Events still as JSON texts (NDJSON files and
+bodies, JSON arrays, stream entries: ``Lines``) are validated a column at a time where they are
+plain (``usage_columns``), the rest one by one. Dedup is a lookup of the batch's
+``(account, id)`` keys inside the write transaction that stores the new events and adds them to
+the rollups: an event is counted if and only if its row is committed, and the unique constraint
+(PostgreSQL) or the key index's check (SQLite) backs the lookup up. There is no "claim first,
+write later" window.
 """
 
 from __future__ import annotations

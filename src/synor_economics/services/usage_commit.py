@@ -1,12 +1,11 @@
 """Group commit: batches screened side by side (concurrent HTTP requests) stored together.
 
-Why. Each write transaction ends in a sync of the database's log to disk (``synchronous=FULL``
-on SQLite, the WAL flush on PostgreSQL), which costs about as much as storing a thousand
-events; and only one writer can hold SQLite's lock at a time anyway. When several requests
-arrive at once, each waiting for its own transaction, the disk syncs set the pace. Here one
+Why. Every write transaction ends with its log synced to disk (``synchronous=FULL`` on
+SQLite, the WAL flush on PostgreSQL) and, on SQLite, with every page it touched written to the
+log; and SQLite has one writer at a time anyway. When several requests arrive at once, one
 committer thread takes every batch that is waiting (up to ``max_events``), stores them in one
-transaction, in the order they arrived, and answers each once that transaction is durable:
-the sync is paid once for the group, and while it runs the requests behind it are screened
+transaction, in the order they arrived, and answers each once that transaction is durable: the
+commit is paid once for the group, and while it runs the requests behind it are screened
 (validation needs no database) on their own threads.
 
 What does not change: a batch's outcomes are those it would have had stored alone after the
