@@ -72,6 +72,7 @@ def test_unreadable_batches_are_left_to_the_reference() -> None:
     # Two halves of an object, and a text of two objects: as many rows as texts, out of step.
     halves = [b'{"id":"b",', b'"account":"y"}', b'{"id":"c"}\r{"id":"d"}']
     assert ndjson_table(halves) is None
+    assert ndjson_table([b'{"id":"c"} {"id":"d"}', b"  "]) is None  # two objects and a blank
     for readable in (b'{"id":"b","meta":{"a":1}}', b'{"id":"b\xff"}', b'{"id":"b","x":null}'):
         table = ndjson_table([good, readable])
         assert table is not None

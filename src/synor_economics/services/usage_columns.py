@@ -70,14 +70,15 @@ Mask = npt.NDArray[np.bool_]
 
 
 def ndjson_table(texts: list[bytes]) -> pa.Table | None:
-    """Events' JSON texts (none blank) as a table of one row per text, or None when pyarrow
-    cannot read them so (the reference path then reads them, and says where one is malformed).
+    """Events' JSON texts as a table of one row per text, or None when pyarrow cannot read them
+    so (the reference path then reads them, and says where one is malformed).
 
-    The texts are read as NDJSON, one per line, so each must be one line: pyarrow reads an
-    object across line breaks, and two texts that are each half an object would otherwise read
-    as one row, and put the rows out of step with the texts. Two objects in one text read as
-    two rows, caught by the count."""
-    if not texts:
+    The texts are read as NDJSON, one per line, so each must be one line and none blank:
+    pyarrow reads an object across line breaks (two texts that are each half an object would
+    read as one row), a blank line as no row, and two objects on one line as two rows. Any of
+    these next to another would put the rows out of step with the texts, the count unchanged;
+    with one-line, non-blank texts only the last can happen, and the count catches it."""
+    if not texts or not all(map(bytes.strip, texts)):
         return None
     ndjson = b"\n".join(texts)
     if ndjson.count(b"\n") != len(texts) - 1 or b"\r" in ndjson:

@@ -133,8 +133,8 @@ FORMATS = ("ndjson", "csv", "parquet")
 
 
 class Lines(Sequence[object]):
-    """A batch of events as their JSON texts, one per event and none blank: an NDJSON file's or
-    body's lines (without their line ends), a JSON array's items, a stream's entries. As a
+    """A batch of events as their JSON texts, one per event: an NDJSON file's or body's lines
+    (without their line ends, blank ones left out), a JSON array's items, a stream's entries. As a
     sequence, the events they hold, each decoded when it is asked for: the columnar path
     (``usage_columns``) reads the texts themselves and leaves only a few to decode.
 

@@ -5,8 +5,8 @@ Lookups by composite key join the table to the keys: ``json_each`` of one JSON a
 version: SQLite scanned the table for them, and PostgreSQL planned a thousand-term ``IN`` for
 longer than the lookups took. Rollup deltas are appended to a log and folded into the hourly
 table in bulk, exactly: ``NUMERIC`` on PostgreSQL, the ``synor_exact_add`` SQL function on
-SQLite (see ``add_hourly``). The ingest hot
-path reads and writes through the driver itself, skipping SQLAlchemy's per-row processing.
+SQLite (see ``add_hourly``). The ingest hot path reads and writes through the driver itself,
+skipping SQLAlchemy's per-row processing.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ class SqlUsageRepository:
         """... and their keys and fingerprints, for lookups later in the same transaction (made
         a dict only if one comes: a batch is usually looked up once, before it is stored)."""
         self._logged = False
-        """Whether this transaction appended rollup deltas to the log (SQLite)."""
+        """Whether this transaction appended rollup deltas to the log (``finish`` then sees
+        whether it is full)."""
 
     def _rows_by_key(
         self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
@@ -212,9 +213,9 @@ class SqlUsageRepository:
     ) -> None:
         if not events:
             return
-        # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL,
-        # multi-row VALUES on SQLite): SQLAlchemy's per-row parameter handling costs more here than
-        # the database's own work.
+        # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL, multi-row
+        # VALUES on SQLite): SQLAlchemy's per-row parameter handling costs more here than the
+        # database's own work.
         if not self._postgres:
             keys = [e[:2] for e in events]
             self._append(
@@ -354,8 +355,8 @@ class SqlUsageRepository:
         return hashes
 
     def finish(self) -> None:
-        """Before commit (SQLite): the transaction's new keys become a run of the index, and a
-        full rollup log is folded."""
+        """Before commit: a full rollup log is folded, and (SQLite) the transaction's new keys
+        become a run of the index."""
         if self._logged:
             self._fold_log()
             self._logged = False
@@ -472,8 +473,8 @@ class SqlUsageRepository:
         additive: bool = False,
     ) -> None:
         """Insert-or-replace by primary key (or, ``additive``, insert-or-add), through the
-        driver: an ``unnest`` of one array per column on PostgreSQL, multi-row ``VALUES`` on SQLite.
-        ``rows`` are in the table's column order, decimals as plain-notation text (both
+        driver: an ``unnest`` of one array per column on PostgreSQL, multi-row ``VALUES`` on
+        SQLite. ``rows`` are in the table's column order, decimals as plain-notation text (both
         databases read that exactly); table and column names are this module's constants."""
         names = [column.name for column in table.c]
         exact = {"quantity", "level"}  # TEXT on SQLite: added by the exact function
