@@ -157,8 +157,10 @@ class SqlUsageRepository:
         self._staged: list[tuple[Hashes, Seqs]] = []
         """This transaction's new keys (SQLite), written as one run by :meth:`finish`..."""
         self._staged_keys: list[tuple[list[EventKey], list[str]]] = []
-        """... and their keys and fingerprints, for lookups later in the same transaction (made
-        a dict only if one comes: a batch is usually looked up once, before it is stored)."""
+        """... and their keys and fingerprints, for lookups later in the same transaction, put
+        into ``_staged_found`` only if one comes (a batch is usually looked up once, before it
+        is stored; under group commit, the next batch's lookup comes)."""
+        self._staged_found: dict[EventKey, str] = {}
         self._logged = False
         """Whether this transaction appended rollup deltas to the log (``finish`` then sees
         whether it is full)."""
@@ -290,13 +292,11 @@ class SqlUsageRepository:
         index = self._synced_index()
         with index.lock:
             positions, seqs = index.find(hashes)
-        found: dict[EventKey, str] = {}
-        if self._staged_keys:
-            staged: dict[EventKey, str] = {}
-            for staged_keys, fingerprints in self._staged_keys:
-                staged.update(zip(staged_keys, fingerprints, strict=True))
-            self._staged_keys = [(list(staged), list(staged.values()))]
-            found = {key: staged[key] for key in keys if key in staged}
+        staged = self._staged_found
+        for staged_keys, fingerprints in self._staged_keys:
+            staged.update(zip(staged_keys, fingerprints, strict=True))
+        self._staged_keys.clear()
+        found = {key: staged[key] for key in keys if key in staged} if staged else {}
         if not len(seqs):
             return found
         wanted = {keys[at] for at in np.unique(positions).tolist()}
@@ -366,6 +366,7 @@ class SqlUsageRepository:
                 self._index.write(driver_of(self.conn), hashes, seqs)
             self._staged.clear()
             self._staged_keys.clear()
+            self._staged_found.clear()
 
     def lock_gauges(self, keys: Collection[GaugeKey]) -> None:
         """Transaction-level advisory locks on the keys' hashes, taken in sorted order so two
@@ -464,31 +465,13 @@ class SqlUsageRepository:
             [(a, r, s, format(v.level, "f"), v.ts_us) for (a, r, s), v in rows.items()],
         )
 
-    def _replace(
-        self,
-        table: Table,
-        key: tuple[str, ...],
-        rows: list[tuple[Any, ...]],
-        *,
-        additive: bool = False,
-    ) -> None:
-        """Insert-or-replace by primary key (or, ``additive``, insert-or-add), through the
-        driver: an ``unnest`` of one array per column on PostgreSQL, multi-row ``VALUES`` on
-        SQLite. ``rows`` are in the table's column order, decimals as plain-notation text (both
-        databases read that exactly); table and column names are this module's constants."""
+    def _replace(self, table: Table, key: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert-or-replace by primary key, through the driver: an ``unnest`` of one array per
+        column on PostgreSQL, multi-row ``VALUES`` on SQLite. ``rows`` are in the table's column
+        order, decimals as plain-notation text (both databases read that exactly); table and
+        column names are this module's constants."""
         names = [column.name for column in table.c]
-        exact = {"quantity", "level"}  # TEXT on SQLite: added by the exact function
-        updates = ", ".join(
-            (
-                f"{name} = synor_exact_add({table.name}.{name}, excluded.{name})"
-                if name in exact and not self._postgres
-                else f"{name} = {table.name}.{name} + excluded.{name}"
-            )
-            if additive
-            else f"{name} = excluded.{name}"
-            for name in names
-            if name not in key
-        )
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names if name not in key)
         conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         driver = driver_of(self.conn)
         if self._postgres:
@@ -590,20 +573,14 @@ class SqlUsageRepository:
     ) -> None:
         """Delete hourly rollups of these resources from ``start_us`` (to ``end_us``), and the
         open gauge segments of these resources when the range is open-ended."""
-        c = usage_hourly.c
-        condition = and_(
-            c.account == account, c.resource.in_(list(resources)), c.hour_us >= start_us
-        )
-        if end_us is not None:
-            condition = and_(condition, c.hour_us < end_us)
-        self.conn.execute(delete(usage_hourly).where(condition))
-        log = usage_hourly_log.c
-        logged = and_(
-            log.account == account, log.resource.in_(list(resources)), log.hour_us >= start_us
-        )
-        if end_us is not None:
-            logged = and_(logged, log.hour_us < end_us)
-        self.conn.execute(delete(usage_hourly_log).where(logged))
+        for table in (usage_hourly, usage_hourly_log):  # the rollups and their logged deltas
+            c = table.c
+            condition = and_(
+                c.account == account, c.resource.in_(list(resources)), c.hour_us >= start_us
+            )
+            if end_us is not None:
+                condition = and_(condition, c.hour_us < end_us)
+            self.conn.execute(delete(table).where(condition))
         if end_us is None:
             g = usage_gauges.c
             self.conn.execute(
