@@ -1,30 +1,40 @@
 """The SQLite key index (``adapters/sql/key_index.py``) deduplicates exactly: across processes
 sharing one database file, across merges of its runs, after a rollback, through hash collisions,
-and for events stored before it existed."""
+and for events stored before it existed; a replayed batch is known from the index alone."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
 import pytest
+import xxhash
+from alembic import command
 from sqlalchemy import Engine, text
 
 from synor_economics.adapters.clock import FixedClock
 from synor_economics.adapters.sql import key_index, migrate
 from synor_economics.adapters.sql.engine import make_engine
-from synor_economics.adapters.sql.key_index import KeyIndex, Run, key_hashes
+from synor_economics.adapters.sql.key_index import KeyIndex, Run, checks_of, key_hashes
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
 from synor_economics.domain.usage import EventStatus, parse_event
 from synor_economics.ports import ConcurrentWriteError
 from synor_economics.services.usage import UsageService
+from synor_economics.services.usage_input import Lines
 from tests.conftest import migrated_engine
 from tests.integration.test_usage import NOW, event, raw_of, statuses
 
 
 def service(engine: Engine) -> UsageService:
     return UsageService(SqlUnitOfWork(engine), FixedClock(NOW), load_default_catalog())
+
+
+_RUNS = (
+    "CREATE TABLE usage_key_runs (run INTEGER PRIMARY KEY, token BLOB UNIQUE, "
+    "entries INTEGER, hashes BLOB, checks BLOB, seqs BLOB)"
+)
 
 
 def run_count(engine: Engine) -> int:
@@ -34,53 +44,59 @@ def run_count(engine: Engine) -> int:
 
 def test_runs_merge_like_a_binary_counter_and_find_every_key() -> None:
     db = sqlite3.connect(":memory:")
-    db.execute(
-        "CREATE TABLE usage_key_runs (run INTEGER PRIMARY KEY, token BLOB UNIQUE, "
-        "entries INTEGER, hashes BLOB, seqs BLOB)"
-    )
+    db.execute(_RUNS)
     index = KeyIndex()
     keys = [("acct", f"e{i}") for i in range(7 * 40)]
     for batch in range(7):
         index.sync(db)
         part = keys[batch * 40 : (batch + 1) * 40]
         seqs = np.arange(batch * 40 + 1, (batch + 1) * 40 + 1, dtype=np.int64)
-        index.write(db, key_hashes(part, len(part)), seqs)
+        hashes = key_hashes(part, len(part))
+        index.write(db, hashes[:, 0], checks_of(hashes, [f"{i:032x}" for i in seqs]), seqs)
         index.sync(db)
         assert len(index.runs) == (batch + 1).bit_count()  # 1, 1, 2, 1, 2, 2, 3 runs
     assert [len(run) for run in index.runs] == [160, 80, 40]
-    positions, seqs = index.find(key_hashes(keys, len(keys)))
-    assert sorted(zip(positions.tolist(), seqs.tolist(), strict=True)) == [
+    hashes = key_hashes(keys, len(keys))
+    found = index.find(hashes[:, 0])
+    assert sorted(zip(found.positions.tolist(), found.seqs.tolist(), strict=True)) == [
         (i, i + 1) for i in range(len(keys))
     ]
+    expected = checks_of(hashes, [f"{i + 1:032x}" for i in range(len(keys))])
+    assert np.array_equal(found.checks, expected[found.positions])
     fresh = KeyIndex()  # another process: reads the same runs from the table
     fresh.sync(db)
     assert [len(run) for run in fresh.runs] == [160, 80, 40]
-    missing, _ = fresh.find(key_hashes([("acct", "nope")], 1))
-    assert len(missing) == 0
+    missing = fresh.find(key_hashes([("acct", "nope")], 1)[:, 0])
+    assert len(missing.positions) == 0
 
 
 def test_a_merge_keeps_every_entry_in_order() -> None:
     rng = np.random.default_rng(3)
-    older = Run.of(rng.integers(0, 50, 300, dtype=np.uint64), np.arange(300, dtype=np.int64))
-    newer = Run.of(rng.integers(0, 50, 120, dtype=np.uint64), np.arange(300, 420, dtype=np.int64))
+
+    def run(seqs: range) -> Run:
+        checks = rng.integers(0, 2**63, len(seqs), dtype=np.uint64)
+        hashes = rng.integers(0, 50, len(seqs), dtype=np.uint64)
+        return Run.of(hashes, checks, np.array(seqs, dtype=np.int64))
+
+    older, newer = run(range(300)), run(range(300, 420))
     merged = older.merged(newer)
     assert np.all(merged.hashes[:-1] <= merged.hashes[1:])
-    pairs = sorted(zip(merged.hashes.tolist(), merged.seqs.tolist(), strict=True))
-    every = [
-        *zip(older.hashes.tolist(), older.seqs.tolist(), strict=True),
-        *zip(newer.hashes.tolist(), newer.seqs.tolist(), strict=True),
-    ]
-    assert pairs == sorted(every)
+
+    def entries(r: Run) -> list[tuple[int, int, int]]:
+        return list(zip(r.hashes.tolist(), r.checks.tolist(), r.seqs.tolist(), strict=True))
+
+    assert sorted(entries(merged)) == sorted(entries(older) + entries(newer))
 
 
 def test_a_hash_shared_by_several_keys_names_every_row() -> None:
-    run = Run.of(np.array([5, 9, 5, 1], dtype=np.uint64), np.array([10, 11, 12, 13], np.int64))
-    positions, seqs = run.find(np.array([5, 2, 1], dtype=np.uint64))
-    assert sorted(zip(positions.tolist(), seqs.tolist(), strict=True)) == [
-        (0, 10),
-        (0, 12),
-        (2, 13),
-    ]
+    run = Run.of(
+        np.array([5, 9, 5, 1], dtype=np.uint64),
+        np.array([50, 90, 51, 10], dtype=np.uint64),
+        np.array([10, 11, 12, 13], np.int64),
+    )
+    found = run.find(np.array([5, 2, 1], dtype=np.uint64))
+    triples = zip(found.positions.tolist(), found.seqs.tolist(), found.checks.tolist(), strict=True)
+    assert sorted(triples) == [(0, 10, 50), (0, 12, 51), (2, 13, 10)]
 
 
 def test_two_processes_on_one_file_count_each_event_once(sqlite_url: str) -> None:
@@ -138,20 +154,66 @@ def test_storing_a_stored_key_is_refused_as_a_unique_constraint_would(sqlite_url
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    "collide",
+    [
+        pytest.param(lambda _: bytes(16), id="all 128 bits"),
+        pytest.param(lambda text: bytes(8) + xxhash.xxh3_64_digest(text), id="the sort key"),
+    ],
+)
 def test_keys_whose_hashes_collide_are_told_apart_by_their_rows(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, collide: object
 ) -> None:
-    monkeypatch.setattr(key_index, "_hash", lambda _: 42)  # every key collides with every other
+    """Every key on one sort key: the rows decide between keys, and a conflict is found by its
+    row whether the keys' other halves collide too or not. (A new key with a stored body whose
+    128 bits all collide would pass for a duplicate: the odds ``key_index.py`` accepts.)"""
+    monkeypatch.setattr(key_index, "_hash", collide)
     engine = migrated_engine(sqlite_url)
     usage = service(engine)
     first = usage.ingest([event(f"e{i}", str(i)) for i in range(1, 6)], source="http")
-    again = usage.ingest(
-        [event("e2", "2"), event("e9", "9"), event("e4", "40"), event("e10", "10")],
-        source="http",
-    )
+    again = [event("e2", "2"), event("e9", "9"), event("e4", "40"), event("e10", "10")]
+    outcomes = [usage.ingest(again, source="http")]
+    outcomes.append(usage.ingest(Lines([json.dumps(e).encode() for e in again]), source="file"))
     assert statuses(first) == ["accepted"] * 5
-    assert statuses(again) == ["duplicate", "accepted", "conflict", "accepted"]
+    assert statuses(outcomes[0]) == ["duplicate", "accepted", "conflict", "accepted"]
+    assert statuses(outcomes[1]) == ["duplicate", "duplicate", "conflict", "duplicate"]
     assert raw_of(usage, "compute.cpu") == 1 + 2 + 3 + 4 + 5 + 9 + 10
+    engine.dispose()
+
+
+def test_a_new_key_with_a_stored_body_is_new_when_only_its_sort_key_collides(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check holds the key's other 64 bits: two keys that share a sort key and a body (a
+    body does not hold the key) are still two events, on the columnar path too."""
+    monkeypatch.setattr(key_index, "_hash", lambda text: bytes(8) + xxhash.xxh3_64_digest(text))
+    engine = migrated_engine(sqlite_url)
+    usage = service(engine)
+    usage.ingest(Lines([json.dumps(event("e1", "5")).encode()]), source="file")
+    same_body = Lines([json.dumps(event(name, "5")).encode() for name in ("e1", "e2", "e3")])
+    outcomes = usage.ingest(same_body, source="file")
+    assert statuses(outcomes) == ["duplicate", "accepted", "accepted"]
+    assert raw_of(usage, "compute.cpu") == 15
+    engine.dispose()
+
+
+def test_a_replayed_batch_is_known_without_reading_its_rows(sqlite_url: str) -> None:
+    """The columnar path decides duplicates from the index's checks: replaying a file reads no
+    event row back; a conflict still reads its own."""
+    engine = migrated_engine(sqlite_url)
+    usage = service(engine)
+    bodies = [event(f"e{i}", str(i)) for i in range(1, 41)]
+    usage.ingest(Lines([json.dumps(e).encode() for e in bodies]), source="file")
+    statements: list[str] = []
+    with engine.connect() as conn:
+        conn.connection.driver_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    bodies[7] = event("e8", "800")
+    replay = usage.ingest(Lines([json.dumps(e).encode() for e in bodies]), source="file")
+    assert replay.counts() == {EventStatus.DUPLICATE: 39, EventStatus.CONFLICT: 1}
+    by_seq = [s for s in statements if "ON t.seq = k.value" in s]
+    assert len(by_seq) == 1
+    assert f"json_each(x'{b'[8]'.hex()}')" in by_seq[0]  # the conflict's own row, e8's, alone
+    assert raw_of(usage, "compute.cpu") == sum(range(1, 41))
     engine.dispose()
 
 
@@ -187,11 +249,36 @@ def test_events_stored_before_the_index_are_found_after_the_upgrade(sqlite_url: 
 
 def test_runs_are_kept_little_endian() -> None:
     db = sqlite3.connect(":memory:")
-    db.execute(
-        "CREATE TABLE usage_key_runs (run INTEGER PRIMARY KEY, token BLOB UNIQUE, "
-        "entries INTEGER, hashes BLOB, seqs BLOB)"
-    )
-    KeyIndex().write(db, np.array([1], dtype=np.uint64), np.array([258], dtype=np.int64))
-    hashes, seqs = db.execute("SELECT hashes, seqs FROM usage_key_runs").fetchone()
+    db.execute(_RUNS)
+    one = np.array([1], dtype=np.uint64)
+    KeyIndex().write(db, one, one * 3, np.array([258], dtype=np.int64))
+    hashes, checks, seqs = db.execute("SELECT hashes, checks, seqs FROM usage_key_runs").fetchone()
     assert hashes == (1).to_bytes(8, "little")
+    assert checks == (3).to_bytes(8, "little")
     assert seqs == (258).to_bytes(8, "little")
+
+
+def test_a_downgrade_leaves_the_runs_the_earlier_form_reads(sqlite_url: str) -> None:
+    """0009's downgrade writes one run in 0008's form: 64-bit hashes of the keys (xxh3), sorted,
+    and their rows, with no checks."""
+    engine = migrated_engine(sqlite_url)
+    usage = service(engine)
+    usage.ingest([event(f"e{i}", str(i)) for i in range(1, 8)], source="http")
+    config = migrate._config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008_usage_hourly_log")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT entries, hashes, seqs FROM usage_key_runs")).all()
+        columns = {c[1] for c in conn.execute(text("PRAGMA table_info(usage_key_runs)"))}
+    assert "checks" not in columns
+    ((entries, hashes, seqs),) = rows
+    expected = sorted(
+        (xxhash.xxh3_64_intdigest(f"acct_42\x1fe{i}".encode()), i) for i in range(1, 8)
+    )
+    stored = zip(
+        np.frombuffer(hashes, "<u8").tolist(), np.frombuffer(seqs, "<i8").tolist(), strict=True
+    )
+    assert entries == 7
+    assert list(stored) == expected
+    engine.dispose()

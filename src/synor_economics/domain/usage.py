@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -161,6 +161,15 @@ class EventColumns:
         return EventColumns(
             *([column[row] for row in rows] for column in self.columns())  # type: ignore[arg-type]
         )
+
+    def without(self, rows: Collection[int]) -> EventColumns:
+        """The events not at these rows, in order (none at all when every row is named: a
+        replayed batch)."""
+        if not rows:
+            return self
+        if len(rows) == len(self):
+            return EventColumns.empty()
+        return self.take([row for row in range(len(self)) if row not in rows])
 
     def columns(
         self,

@@ -348,7 +348,7 @@ def _store_plain(repo: UsageRepository, screened: Screened) -> list[EventStatus 
                 statuses[row] = None
                 index = plain.positions[row]
                 intake.refuse(index, screened.raw[index], EventStatus.CONFLICT, "id", _CONFLICT)
-        fresh = events.take([row for row in range(len(events)) if row not in seen])
+        fresh = events.without(seen.keys())
     deltas: dict[HourKey, tuple[Decimal | str, int]] = {}
     hours = (t - t % HOUR_US for t in fresh.ts_us)
     for hour, quantity in zip(

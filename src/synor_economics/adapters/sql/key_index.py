@@ -7,22 +7,32 @@ event with the UNIQUE index, 3.2–3.9 µs without it, with rows appended in ``s
 
 The design, in the manner of a log-structured merge tree:
 
-* a key is hashed to 64 bits (xxh3 of ``account ␟ id``);
+* a key is hashed to 128 bits (xxh3 of ``account ␟ id``): the first 64 are the index's **sort
+  key**, the other 64, mixed with the first 64 bits of the event's body fingerprint, its
+  **check**;
 * each write transaction that stores events adds one **run** to ``usage_key_runs``: its keys'
-  hashes, sorted, and the ``seq`` of each event's row, as two blobs, in the same transaction as
-  the rows (so a run exists if and only if its rows do);
+  sort keys, sorted, with the check and the ``seq`` of each event's row, as three blobs, in the
+  same transaction as the rows (so a run exists if and only if its rows do);
 * runs are merged as they accumulate (a run is merged into the one before it once that is no
   bigger), so there are about log₂(events / batch) of them;
-* every process keeps the runs in memory as sorted arrays (16 bytes per event) and, at the start
+* every process keeps the runs in memory as sorted arrays (24 bytes per event) and, at the start
   of each write transaction, brings them up to date with the table: runs other processes added
   are read, runs merged away are dropped. A run carries a random token, so a process recognises
   the runs it wrote itself, and a token never comes back after a rollback.
 
-A hash found in memory is only a candidate: the row at that ``seq`` is read and its account and
-id compared, so a hash collision (about 3 in a million over 10M keys) never makes a new event a
-duplicate. Writers are one at a time on SQLite (``BEGIN IMMEDIATE``), which is what makes the
-in-memory check a uniqueness guarantee; PostgreSQL, with writers side by side, keeps its UNIQUE
-constraint instead and does not use this module.
+A sort key found in memory names a candidate row. When the caller knows the new event's body
+(the columnar path does) and the check agrees too, the event is a duplicate without its row
+being read: 128 bits of key agree, and 64 of body. That is what makes a replay of a file cheap
+(reading 50,000 rows back cost more than everything else a replayed batch needs). Otherwise the
+row at that ``seq`` is read and its account, id and fingerprint compared, so a conflict, or a
+key whose sort key merely collides (about 3 in a million over 10M keys), is decided by the row.
+Deciding on hashes alone errs only if two different keys agree on all 128 bits (about 2⁻¹²⁸
+per pair of keys), or a changed body on 64 (2⁻⁶⁴ per conflicting copy): odds of the order the
+128-bit fingerprint already takes for telling a duplicate from a conflict.
+
+Writers are one at a time on SQLite (``BEGIN IMMEDIATE``), which is what makes the in-memory
+check a uniqueness guarantee; PostgreSQL, with writers side by side, keeps its UNIQUE constraint
+instead and does not use this module.
 """
 
 from __future__ import annotations
@@ -48,11 +58,11 @@ with 1, runs double like the digits of a binary counter, so each key is rewritte
 log₂(events / batch) times and there are as many runs at most."""
 
 MAX_RUN = 1 << 22
-"""Entries in one run at most (4M, 64 MiB of blobs): what a merge needs beside the index stays
-under about 100 MiB however many events are stored, at the price of one more run to search per
+"""Entries in one run at most (4M, 96 MiB of blobs): what a merge needs beside the index stays
+under about 150 MiB however many events are stored, at the price of one more run to search per
 4M events."""
 
-_hash = xxhash.xxh3_64_intdigest
+_hash = xxhash.xxh3_128_digest
 
 _STORED_HASH, _STORED_SEQ = np.dtype("<u8"), np.dtype("<i8")
 """How runs are kept in their blobs: little-endian, whatever the machine (a database file may
@@ -60,27 +70,55 @@ move)."""
 
 
 def key_hashes(keys: Iterable[tuple[str, str]], count: int) -> Hashes:
-    """The 64-bit hashes of ``count`` ``(account, id)`` keys. The unit separator cannot occur in
-    either part (validation allows printable characters only), so the joined text is unique."""
-    return np.fromiter(
-        (_hash(f"{account}\x1f{event_id}".encode()) for account, event_id in keys),
-        dtype=np.uint64,
-        count=count,
+    """The 128-bit hashes of ``count`` ``(account, id)`` keys, one row of two 64-bit halves per
+    key: column 0 is the sort key, column 1 goes into the check (:func:`checks_of`). The unit
+    separator cannot occur in either part (validation allows printable characters only), so the
+    joined text is unique."""
+    joined = b"".join(
+        map(_hash, (f"{account}\x1f{event_id}".encode() for account, event_id in keys))
     )
+    return np.frombuffer(joined, dtype=_STORED_HASH).astype(np.uint64).reshape(count, 2)
+
+
+def checks_of(hashes: Hashes, fingerprints: Sequence[str]) -> Hashes:
+    """Each key's check: the second half of its hash mixed with the first 64 bits of its body
+    fingerprint (hexadecimal digests, as ``domain.usage.body_digest`` makes them)."""
+    if not len(fingerprints):
+        return np.empty(0, dtype=np.uint64)
+    digests = np.frombuffer(bytes.fromhex("".join(fingerprints)), dtype=_STORED_HASH)
+    width = len(digests) // len(fingerprints)  # 8-byte words per fingerprint
+    return hashes[:, 1] ^ digests[::width].astype(np.uint64)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Candidate matches of a lookup: the position of the looked-up hash each matches, and the
+    candidate's row (``seq``) and check."""
+
+    positions: npt.NDArray[np.intp]
+    seqs: Seqs
+    checks: Hashes
+
+    @classmethod
+    def none(cls) -> Found:
+        return cls(
+            np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+        )
 
 
 @dataclass(slots=True, eq=False)
 class Run:
-    """One run: sorted hashes and the seq of each one's row, with its token."""
+    """One run: sorted sort keys, and the check and seq of each one's row, with its token."""
 
     token: bytes
     hashes: Hashes
+    checks: Hashes
     seqs: Seqs
 
     @classmethod
-    def of(cls, hashes: Hashes, seqs: Seqs) -> Run:
+    def of(cls, hashes: Hashes, checks: Hashes, seqs: Seqs) -> Run:
         order = np.argsort(hashes, kind="stable")
-        return cls(secrets.token_bytes(16), hashes[order], seqs[order])
+        return cls(secrets.token_bytes(16), hashes[order], checks[order], seqs[order])
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -93,33 +131,40 @@ class Run:
         size = len(self) + len(other)
         placed = np.searchsorted(self.hashes, other.hashes, side="right")
         placed += np.arange(len(other))
-        hashes, seqs = np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.int64)
-        hashes[placed], seqs[placed] = other.hashes, other.seqs
         rest = np.ones(size, dtype=bool)
         rest[placed] = False
-        hashes[rest], seqs[rest] = self.hashes, self.seqs
-        return Run(secrets.token_bytes(16), hashes, seqs)
 
-    def find(self, hashes: Hashes) -> tuple[npt.NDArray[np.intp], Seqs]:
-        """Where ``hashes`` occur here: pairs of (position in ``hashes``, seq), every match of a
-        hash that occurs more than once (two keys that collide) included. One binary search
-        per hash, the second (for the end of a hash's matches) only for those found."""
+        def interleaved(mine: npt.NDArray[Any], theirs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            column = np.empty(size, dtype=mine.dtype)
+            column[placed], column[rest] = theirs, mine
+            return column
+
+        hashes: Hashes = interleaved(self.hashes, other.hashes)
+        checks: Hashes = interleaved(self.checks, other.checks)
+        seqs: Seqs = interleaved(self.seqs, other.seqs)
+        return Run(secrets.token_bytes(16), hashes, checks, seqs)
+
+    def find(self, hashes: Hashes) -> Found:
+        """Where ``hashes`` (sort keys) occur here: every match of a hash that occurs more than
+        once (two keys that collide) included. One binary search per hash, the second (for the
+        end of a hash's matches) only for those found."""
         if not len(self.hashes):
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int64)
+            return Found.none()
         low = np.searchsorted(self.hashes, hashes, side="left")
         clipped = np.minimum(low, len(self.hashes) - 1)
         found = np.flatnonzero(self.hashes[clipped] == hashes)
         if not len(found):
-            return found, np.empty(0, dtype=np.int64)
+            return Found.none()
         high = np.searchsorted(self.hashes, hashes[found], side="right")
         matches = high - low[found]
         single = found[matches == 1]
-        positions, seqs = [single], [self.seqs[low[single]]]
+        positions, at_rows = [single], [low[single]]
         for at, end in zip(found[matches > 1], high[matches > 1], strict=True):
-            span = self.seqs[low[at] : end]  # collisions: rare, one by one
+            span = np.arange(low[at], end)  # collisions: rare, one by one
             positions.append(np.full(len(span), at, dtype=np.intp))
-            seqs.append(span)
-        return np.concatenate(positions), np.concatenate(seqs)
+            at_rows.append(span)
+        rows = np.concatenate(at_rows)
+        return Found(np.concatenate(positions), self.seqs[rows], self.checks[rows])
 
 
 class KeyIndex:
@@ -140,24 +185,26 @@ class KeyIndex:
         self.runs = [known.get(token) or _load(driver, number) for number, token in listed]
         self._pending.clear()
 
-    def find(self, hashes: Hashes) -> tuple[npt.NDArray[np.intp], Seqs]:
-        """Candidate matches of ``hashes`` in every run (see :meth:`Run.find`)."""
+    def find(self, hashes: Hashes) -> Found:
+        """Candidate matches of ``hashes`` (sort keys) in every run (see :meth:`Run.find`)."""
         # Searched in sorted order, the hashes walk each run front to back: far fewer cache
         # misses than the same searches in random order.
         order = np.argsort(hashes)
         needles = hashes[order]
         matches = [run.find(needles) for run in self.runs]
         if not matches:
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.int64)
-        return (
-            order[np.concatenate([positions for positions, _ in matches])],
-            np.concatenate([seqs for _, seqs in matches]),
+            return Found.none()
+        return Found(
+            order[np.concatenate([found.positions for found in matches])],
+            np.concatenate([found.seqs for found in matches]),
+            np.concatenate([found.checks for found in matches]),
         )
 
-    def write(self, driver: Any, hashes: Hashes, seqs: Seqs) -> None:
-        """Store a transaction's new keys as a run, merging runs as they accumulate. What this
-        writes becomes the in-memory state at the next :meth:`sync`, if it was committed."""
-        runs = [*self.runs, Run.of(hashes, seqs)]
+    def write(self, driver: Any, hashes: Hashes, checks: Hashes, seqs: Seqs) -> None:
+        """Store a transaction's new keys (sort keys, checks, rows) as a run, merging runs as
+        they accumulate. What this writes becomes the in-memory state at the next :meth:`sync`,
+        if it was committed."""
+        runs = [*self.runs, Run.of(hashes, checks, seqs)]
         forgotten: list[bytes] = []  # the stored runs merged into the new one
         while (
             len(runs) >= 2
@@ -172,11 +219,13 @@ class KeyIndex:
             driver.execute(f"DELETE FROM usage_key_runs WHERE token IN ({marks})", forgotten)  # noqa: S608
         newest = runs[-1]
         driver.execute(
-            "INSERT INTO usage_key_runs (token, entries, hashes, seqs) VALUES (?, ?, ?, ?)",
+            "INSERT INTO usage_key_runs (token, entries, hashes, checks, seqs) "
+            "VALUES (?, ?, ?, ?, ?)",
             (
                 newest.token,
                 len(newest),
                 _blob(newest.hashes.astype(_STORED_HASH, copy=False)),
+                _blob(newest.checks.astype(_STORED_HASH, copy=False)),
                 _blob(newest.seqs.astype(_STORED_SEQ, copy=False)),
             ),
         )
@@ -189,12 +238,13 @@ def _blob(values: npt.NDArray[Any]) -> memoryview:
 
 
 def _load(driver: Any, number: int) -> Run:
-    token, hashes, seqs = driver.execute(
-        "SELECT token, hashes, seqs FROM usage_key_runs WHERE run = ?", (number,)
+    token, hashes, checks, seqs = driver.execute(
+        "SELECT token, hashes, checks, seqs FROM usage_key_runs WHERE run = ?", (number,)
     ).fetchone()
     return Run(
         token,
         np.frombuffer(hashes, dtype=_STORED_HASH).astype(np.uint64, copy=False),
+        np.frombuffer(checks, dtype=_STORED_HASH).astype(np.uint64, copy=False),
         np.frombuffer(seqs, dtype=_STORED_SEQ).astype(np.int64, copy=False),
     )
 
@@ -212,9 +262,11 @@ def index_of(engine: Engine) -> KeyIndex:
         return index
 
 
-def first_run(driver: Any, rows: Sequence[tuple[int, str, str]]) -> None:
-    """Index rows stored before the index existed (the migration that introduced it)."""
+def first_run(driver: Any, rows: Sequence[tuple[int, str, str, str]]) -> None:
+    """Index stored rows, ``(seq, account, event_id, fingerprint)`` of generation 0, as one run
+    (the migration that builds the index in its present form)."""
     if rows:
-        hashes = key_hashes(((account, event_id) for _, account, event_id in rows), len(rows))
-        seqs = np.fromiter((seq for seq, _, _ in rows), dtype=np.int64, count=len(rows))
-        KeyIndex().write(driver, hashes, seqs)
+        seqs, accounts, ids, fingerprints = zip(*rows, strict=True)
+        hashes = key_hashes(zip(accounts, ids, strict=True), len(rows))
+        stored = np.array(seqs, dtype=np.int64)
+        KeyIndex().write(driver, hashes[:, 0], checks_of(hashes, fingerprints), stored)

@@ -198,9 +198,10 @@ usage_key_runs = Table(
     Column("token", LargeBinary(16), nullable=False, unique=True),
     Column("entries", BigInteger, nullable=False),
     Column("hashes", LargeBinary, nullable=False),
+    Column("checks", LargeBinary, nullable=False),
     Column("seqs", LargeBinary, nullable=False),
 )
-"""Runs of the SQLite key index: sorted 64-bit key hashes and their rows' ``seq``s, as
+"""Runs of the SQLite key index: sorted 64-bit sort keys, each one's check and row (``seq``), as
 little-endian 8-byte integers (empty on PostgreSQL)."""
 
 # ``generation`` is 0 for events as they arrived, and a replacement's number for the events a

@@ -1,9 +1,11 @@
 """SQLite deduplicates usage events through the key index instead of a UNIQUE constraint.
 
 Random event ids put every new key on a random page of the constraint's B-tree, which cost more
-than the rest of ingestion (see ``key_index.py``). On SQLite the constraint is dropped, and the
-events already stored become the index's first run. PostgreSQL keeps its constraint (writers
-there run side by side); ``usage_key_runs`` exists there too but stays empty.
+than the rest of ingestion (see ``key_index.py``). On SQLite the constraint is dropped; the
+events already stored are indexed by 0009, which builds the index in its present form (this
+revision built a first run in the form of its day, which 0009 would only have rebuilt).
+PostgreSQL keeps its constraint (writers there run side by side); ``usage_key_runs`` exists
+there too but stays empty.
 
 Revision ID: 0007_usage_key_index
 Revises: 0006_chain
@@ -14,8 +16,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from synor_economics.adapters.sql.key_index import first_run
 
 revision = "0007_usage_key_index"
 down_revision = "0006_chain"
@@ -41,10 +41,6 @@ def upgrade() -> None:
         return
     with op.batch_alter_table("usage_events") as batch:
         batch.drop_constraint("uq_usage_events_account_event_id", type_="unique")
-    stored = bind.execute(
-        sa.text("SELECT seq, account, event_id FROM usage_events WHERE generation = 0")
-    ).all()
-    first_run(bind.connection.driver_connection, [tuple(row) for row in stored])
 
 
 def downgrade() -> None:

@@ -1,0 +1,87 @@
+"""The SQLite key index gets a check per entry, so a replayed event is known without its row.
+
+Each entry of ``usage_key_runs`` held a 64-bit hash of the key and the row's ``seq``: every
+candidate's row was read back to compare keys and fingerprints, and for a replayed file that
+read cost more than the rest of ingestion. Keys are now hashed to 128 bits, and an entry also
+holds a check (the other 64 bits mixed with the body fingerprint's first 64), so an event whose
+sort key and check agree is a duplicate without a read (``key_index.py`` says why that is exact
+enough). The runs are rebuilt from the events stored (generation 0), as one run; on PostgreSQL,
+which keeps its UNIQUE constraint, the table stays empty.
+
+Revision ID: 0009_usage_key_checks
+Revises: 0008_usage_hourly_log
+Create Date: 2026-11-24
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import sqlalchemy as sa
+import xxhash
+from alembic import op
+
+from synor_economics.adapters.sql.key_index import first_run
+
+revision = "0009_usage_key_checks"
+down_revision = "0008_usage_hourly_log"
+branch_labels = None
+depends_on = None
+
+_STORED = sa.text(
+    "SELECT seq, account, event_id, fingerprint FROM usage_events WHERE generation = 0 ORDER BY seq"
+)
+
+
+def _create(*, with_checks: bool) -> None:
+    op.create_table(
+        "usage_key_runs",
+        sa.Column("run", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("token", sa.LargeBinary(16), nullable=False),
+        sa.Column("entries", sa.BigInteger, nullable=False),
+        sa.Column("hashes", sa.LargeBinary, nullable=False),
+        *([sa.Column("checks", sa.LargeBinary, nullable=False)] if with_checks else []),
+        sa.Column("seqs", sa.LargeBinary, nullable=False),
+        sa.PrimaryKeyConstraint("run", name="pk_usage_key_runs"),
+        sa.UniqueConstraint("token", name="uq_usage_key_runs_token"),
+    )
+
+
+def upgrade() -> None:
+    op.drop_table("usage_key_runs")
+    _create(with_checks=True)
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        stored = bind.execute(_STORED).all()
+        first_run(bind.connection.driver_connection, [tuple(row) for row in stored])
+
+
+def downgrade() -> None:
+    """Back to 0008's form: one run of 64-bit key hashes (xxh3) and rows, spelled out here
+    because the key index no longer writes it."""
+    op.drop_table("usage_key_runs")
+    _create(with_checks=False)
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    stored = bind.execute(_STORED).all()
+    if not stored:
+        return
+    hashes = np.array(
+        [xxhash.xxh3_64_intdigest(f"{a}\x1f{i}".encode()) for _, a, i, _ in stored],
+        dtype=np.uint64,
+    )
+    seqs = np.array([seq for seq, _, _, _ in stored], dtype=np.int64)
+    order = np.argsort(hashes, kind="stable")
+    driver = bind.connection.driver_connection
+    assert driver is not None
+    driver.execute(
+        "INSERT INTO usage_key_runs (token, entries, hashes, seqs) VALUES (?, ?, ?, ?)",
+        (
+            secrets.token_bytes(16),
+            len(stored),
+            hashes[order].astype("<u8").tobytes(),
+            seqs[order].astype("<i8").tobytes(),
+        ),
+    )
