@@ -267,9 +267,10 @@ class SqlUsageRepository:
         fresh = events.without(stored.keys())
         if stored and fresh:
             keys = fresh.keys()
-            if not self._postgres:
-                rows = [row for row in range(len(events)) if row not in stored]
-                hashes, checks = hashes[rows], checks[rows]
+            if not self._postgres:  # the fresh rows' index entries, as ``without`` kept them
+                kept = np.ones(len(events), dtype=bool)
+                kept[list(stored)] = False
+                hashes, checks = hashes[kept], checks[kept]
         if fresh:
             rows_out = zip(*fresh.columns()[:7], repeat(""), fresh.fingerprints, strict=False)
             if self._postgres:

@@ -34,23 +34,10 @@ _STORED = sa.text(
 )
 
 
-def _create(*, with_checks: bool) -> None:
-    op.create_table(
-        "usage_key_runs",
-        sa.Column("run", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("token", sa.LargeBinary(16), nullable=False),
-        sa.Column("entries", sa.BigInteger, nullable=False),
-        sa.Column("hashes", sa.LargeBinary, nullable=False),
-        *([sa.Column("checks", sa.LargeBinary, nullable=False)] if with_checks else []),
-        sa.Column("seqs", sa.LargeBinary, nullable=False),
-        sa.PrimaryKeyConstraint("run", name="pk_usage_key_runs"),
-        sa.UniqueConstraint("token", name="uq_usage_key_runs_token"),
-    )
-
-
 def upgrade() -> None:
-    op.drop_table("usage_key_runs")
-    _create(with_checks=True)
+    op.execute("DELETE FROM usage_key_runs")  # runs of the old form: rebuilt below
+    with op.batch_alter_table("usage_key_runs", recreate="always") as batch:  # SQLite: a new table
+        batch.add_column(sa.Column("checks", sa.LargeBinary, nullable=False))
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
         stored = bind.execute(_STORED).all()
@@ -60,8 +47,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Back to 0008's form: one run of 64-bit key hashes (xxh3) and rows, spelled out here
     because the key index no longer writes it."""
-    op.drop_table("usage_key_runs")
-    _create(with_checks=False)
+    op.execute("DELETE FROM usage_key_runs")
+    with op.batch_alter_table("usage_key_runs", recreate="always") as batch:
+        batch.drop_column("checks")
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
