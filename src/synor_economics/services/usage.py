@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
+from itertools import repeat
 from typing import TypeVar
+
+import numpy as np
 
 from synor_economics.domain.catalog import Catalog, Resource
 from synor_economics.domain.meters import (
@@ -39,6 +42,7 @@ from synor_economics.domain.meters import (
 from synor_economics.domain.money import decimal_text
 from synor_economics.domain.usage import (
     DeadLetter,
+    EventColumns,
     EventError,
     EventOutcome,
     EventStatus,
@@ -349,21 +353,32 @@ def _store_plain(repo: UsageRepository, screened: Screened) -> list[EventStatus 
                 index = plain.positions[row]
                 intake.refuse(index, screened.raw[index], EventStatus.CONFLICT, "id", _CONFLICT)
         fresh = events.without(seen.keys())
-    deltas: dict[HourKey, tuple[Decimal | str, int]] = {}
-    hours = (t - t % HOUR_US for t in fresh.ts_us)
-    for hour, quantity in zip(
-        zip(fresh.accounts, fresh.resources, hours, strict=True), fresh.quantities, strict=True
-    ):
-        found = deltas.get(hour)
-        # An hour's first event's quantity stays text (canonical, stored as it is): most hours
-        # of a batch have one event, and a Decimal made and formatted back cost ~0.3 µs each.
-        deltas[hour] = (
-            (quantity, 1)
-            if found is None
-            else (EXACT.add(Decimal(found[0]), Decimal(quantity)), found[1] + 1)
-        )
-    repo.add_hourly(deltas)
+    repo.add_hourly(_hourly_deltas(fresh))
     return statuses
+
+
+def _hourly_deltas(events: EventColumns) -> dict[HourKey, tuple[Decimal | str, int]]:
+    """The events' sums by (account, resource, hour), with their counts, quantities as text.
+
+    Most hours of a batch have one event, whose quantity is the sum as it is (canonical text,
+    stored as given): those are taken in C, with no Python step per event (a loop over the
+    batch cost about 1 µs an event, on the thread every batch waits for). Only the hours with
+    several events are added up, exactly."""
+    stamps = np.asarray(events.ts_us, dtype=np.int64)
+    hours = (stamps - stamps % HOUR_US).tolist()
+    keys = list(zip(events.accounts, events.resources, hours, strict=True))
+    deltas: dict[HourKey, tuple[Decimal | str, int]]
+    deltas = dict(zip(keys, zip(events.quantities, repeat(1)), strict=True))
+    if len(deltas) == len(keys):
+        return deltas
+    repeated = {key: n for key, n in Counter(keys).items() if n > 1}
+    sums: dict[HourKey, Decimal] = dict.fromkeys(repeated, Decimal(0))
+    for key, quantity in zip(keys, events.quantities, strict=True):
+        if key in repeated:
+            sums[key] = EXACT.add(sums[key], Decimal(quantity))
+    for key, total in sums.items():
+        deltas[key] = (format(total, "f"), repeated[key])
+    return deltas
 
 
 def add_to(

@@ -36,7 +36,7 @@ of statement texts serve every batch and stay in the driver's statement cache.""
 
 
 def insert_rows(
-    driver: Any, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+    driver: Any, head: str, width: int, rows: Iterable[Sequence[Any]], tail: str = ""
 ) -> None:
     """Insert ``rows`` of ``width`` values with multi-row ``INSERT ... VALUES`` statements
     (SQLite): ``head`` is the statement up to ``VALUES``, ``tail`` what follows the rows (an
@@ -47,12 +47,20 @@ def insert_rows(
     batch is stored) each taking-back can wait for the interpreter's switch interval, so the
     storing thread crawls. A multi-row statement binds its rows in one C loop and runs them in
     one step, the interpreter released throughout; it is also some 15% faster alone."""
+    insert_values(driver, head, width, list(chain.from_iterable(rows)), tail)
+
+
+def insert_values(driver: Any, head: str, width: int, values: list[Any], tail: str = "") -> None:
+    """:func:`insert_rows` for rows given as one flat list, row after row: callers holding
+    columns make it in C (``list(chain.from_iterable(zip(*columns)))``), which costs a fraction
+    of a tuple made in Python per row."""
+    count = len(values) // width
     start, size = 0, ROWS_PER_STATEMENT
-    while start < len(rows):
-        while size > len(rows) - start:
+    while start < count:
+        while size > count - start:
             size //= 2
-        part = rows[start : start + size]
-        driver.execute(_values_statement(head, width, size, tail), list(chain.from_iterable(part)))
+        statement = _values_statement(head, width, size, tail)
+        driver.execute(statement, values[start * width : (start + size) * width])
         start += size
 
 

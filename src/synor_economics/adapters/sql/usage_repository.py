@@ -12,10 +12,11 @@ skipping SQLAlchemy's per-row processing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from itertools import chain, repeat
 from itertools import count as count_from
-from itertools import repeat
+from operator import add, itemgetter
 from typing import Any
 
 import msgspec
@@ -38,7 +39,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Subquery
 
-from synor_economics.adapters.sql.bulk import chunks, driver_of, insert_rows, pg_array_literal
+from synor_economics.adapters.sql.bulk import (
+    chunks,
+    driver_of,
+    insert_rows,
+    insert_values,
+    pg_array_literal,
+)
 from synor_economics.adapters.sql.key_index import (
     Found,
     Hashes,
@@ -88,6 +95,9 @@ _EVENT_FIELDS = (
 )
 
 
+_EVENTS_INSERT = f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})"
+
+
 def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
     """An event row's dedup key (account, event_id): the order PostgreSQL rows are copied in."""
     return row[0], row[1]
@@ -110,7 +120,9 @@ _LOG_INSERT = f"INSERT INTO {_LOG_COLUMNS}"
 _LOG_COPY = f"COPY {_LOG_COLUMNS} FROM STDIN"
 FOLD_LOCK_KEY = 0x464F4C44
 """PostgreSQL advisory lock key ("FOLD") held by the one writer folding the rollup log."""
-_LOG_SIZE = "SELECT MAX(seq) - MIN(seq) + 1 FROM usage_hourly_log"
+_LOG_SIZE = (  # two subqueries: SQLite reads a lone MIN or MAX off the key, but scans for both
+    "SELECT (SELECT MAX(seq) FROM usage_hourly_log) - (SELECT MIN(seq) FROM usage_hourly_log) + 1"
+)
 _FOLD = (
     "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
     "SELECT account, resource, hour_us, quantity, events FROM usage_hourly_log "
@@ -233,10 +245,13 @@ class SqlUsageRepository:
         if not self._postgres:
             keys = [e[:2] for e in events]
             fingerprints = [e.fingerprint for e in events]
+            texts = (
+                (a, i, r, format(q, "f"), t, s, o, m, f) for a, i, r, q, t, s, o, m, f in events
+            )
             self._append(
                 keys,
                 fingerprints,
-                ((a, i, r, format(q, "f"), t, s, o, m, f) for a, i, r, q, t, s, o, m, f in events),
+                list(zip(*texts, strict=True)),
                 received_us=received_us,
                 source=source,
                 generation=generation,
@@ -272,14 +287,14 @@ class SqlUsageRepository:
                 kept[list(stored)] = False
                 hashes, checks = hashes[kept], checks[kept]
         if fresh:
-            rows_out = zip(*fresh.columns()[:7], repeat(""), fresh.fingerprints, strict=False)
+            columns = (*fresh.columns()[:7], repeat(""), fresh.fingerprints)
             if self._postgres:
-                self._copy([(*row, received_us, source, 0) for row in rows_out])
+                self._copy(list(zip(*columns, repeat(received_us), repeat(source), repeat(0))))
             else:
                 self._append(
                     keys,
                     fresh.fingerprints,
-                    rows_out,
+                    columns,
                     received_us=received_us,
                     source=source,
                     generation=0,
@@ -386,27 +401,25 @@ class SqlUsageRepository:
         self,
         keys: list[EventKey],
         fingerprints: list[str],
-        rows: Iterator[tuple[Any, ...]],
+        columns: Sequence[Iterable[Any]],
         *,
         received_us: int,
         source: str,
         generation: int,
         entries: tuple[Hashes, Hashes] | None,
     ) -> None:
-        """Append rows in ``seq`` order (SQLite); ``rows`` are the events' first nine fields,
-        quantities as text. The keys of generation 0 (with their index ``entries``, sort keys
-        and checks, checked as new by the caller) are staged for the key index. A replacement's
-        generation needs no index: it is stored in one transaction, deduplicated within
-        itself."""
+        """Append rows in ``seq`` order (SQLite); ``columns`` are the events' first nine
+        fields, quantities as text. The keys of generation 0 (with their index ``entries``,
+        sort keys and checks, checked as new by the caller) are staged for the key index. A
+        replacement's generation needs no index: it is stored in one transaction, deduplicated
+        within itself."""
         driver = driver_of(self.conn)
         (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
         count = len(keys)
-        extra = (received_us, source, generation)
-        insert_rows(
-            driver,
-            f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})",
-            len(_EVENT_FIELDS) + 1,
-            [(seq, *row, *extra) for seq, row in zip(count_from(last + 1), rows, strict=False)],
+        constants = repeat(received_us), repeat(source), repeat(generation)
+        rows = zip(count_from(last + 1), *columns, *constants)
+        insert_values(
+            driver, _EVENTS_INSERT, len(_EVENT_FIELDS) + 1, list(chain.from_iterable(rows))
         )
         if entries is not None:
             seqs = np.arange(last + 1, last + 1 + count, dtype=np.int64)
@@ -484,17 +497,17 @@ class SqlUsageRepository:
         tables (``hourly_rows``)."""
         if not deltas:
             return
-        rows = [
-            (a, r, h, q if type(q) is str else format(q, "f"), n)
-            for (a, r, h), (q, n) in deltas.items()
-        ]
+        values: Iterable[tuple[Decimal | str, int]] = deltas.values()
+        if not set(map(type, map(itemgetter(0), values))) <= {str}:  # the rest are Decimals
+            values = [(q if type(q) is str else format(q, "f"), n) for q, n in values]
+        rows = map(add, deltas, values)  # (account, resource, hour, quantity, events)
         driver = driver_of(self.conn)
         if self._postgres:
             with driver.cursor() as cursor, cursor.copy(_LOG_COPY) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
-            insert_rows(driver, _LOG_INSERT, 5, rows)
+            insert_values(driver, _LOG_INSERT, 5, list(chain.from_iterable(rows)))
         self._logged = True
 
     def _fold_log(self) -> None:

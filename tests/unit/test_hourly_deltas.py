@@ -1,0 +1,50 @@
+"""A columnar batch's rollup deltas (``services/usage._hourly_deltas``): sums by account,
+resource and hour made in C where each hour has one event, added up exactly where it has
+several; held to a plain loop of exact additions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synor_economics.domain.meters import HOUR_US
+from synor_economics.domain.usage import EventColumns
+from synor_economics.services.usage import _hourly_deltas
+
+_START = 1_790_000_000_000_000 - 1_790_000_000_000_000 % HOUR_US
+_EVENT = st.tuples(
+    st.sampled_from(["acct_a", "acct_b"]),
+    st.sampled_from(["compute.cpu", "database.queries"]),
+    st.integers(0, 5 * HOUR_US - 1).map(lambda offset: _START + offset),
+    st.decimals(min_value=0, max_value=10**6, places=6).map(lambda q: format(q, "f")),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_EVENT, max_size=40))
+def test_deltas_are_the_exact_sums_by_hour(events: list[tuple[str, str, int, str]]) -> None:
+    columns = EventColumns(
+        accounts=[a for a, _, _, _ in events],
+        ids=[str(n) for n in range(len(events))],
+        resources=[r for _, r, _, _ in events],
+        quantities=[q for _, _, _, q in events],
+        ts_us=[t for _, _, t, _ in events],
+        subjects=[""] * len(events),
+        operators=[""] * len(events),
+        fingerprints=[""] * len(events),
+    )
+    expected: dict[tuple[str, str, int], tuple[Decimal, int]] = {}
+    for account, resource, ts_us, quantity in events:
+        key = (account, resource, ts_us - ts_us % HOUR_US)
+        total, count = expected.get(key, (Decimal(0), 0))
+        expected[key] = (total + Decimal(quantity), count + 1)
+    deltas = _hourly_deltas(columns)
+    assert all(type(quantity) is str for quantity, _ in deltas.values())
+    assert {key: (Decimal(q), n) for key, (q, n) in deltas.items()} == expected
+    singles = {key for key, (_, n) in expected.items() if n == 1}
+    for account, resource, ts_us, quantity in events:  # one event: its text, as it is
+        key = (account, resource, ts_us - ts_us % HOUR_US)
+        if key in singles:
+            assert deltas[key][0] == quantity
