@@ -4,6 +4,7 @@ and for events stored before it existed; a replayed batch is known from the inde
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -14,12 +15,13 @@ from alembic import command
 from sqlalchemy import Engine, text
 
 from synor_economics.adapters.clock import FixedClock
-from synor_economics.adapters.sql import key_index, migrate
+from synor_economics.adapters.sql import migrate
 from synor_economics.adapters.sql.engine import make_engine
 from synor_economics.adapters.sql.key_index import KeyIndex, Run, checks_of, key_hashes
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain.usage import EventStatus, parse_event
+from synor_economics.domain import usage as usage_domain
+from synor_economics.domain.usage import EventStatus, UsageEvent, parse_event
 from synor_economics.ports import ConcurrentWriteError
 from synor_economics.services.usage import UsageService
 from synor_economics.services.usage_input import Lines
@@ -167,7 +169,7 @@ def test_keys_whose_hashes_collide_are_told_apart_by_their_rows(
     """Every key on one sort key: the rows decide between keys, and a conflict is found by its
     row whether the keys' other halves collide too or not. (A new key with a stored body whose
     128 bits all collide would pass for a duplicate: the odds ``key_index.py`` accepts.)"""
-    monkeypatch.setattr(key_index, "_hash", collide)
+    monkeypatch.setattr(usage_domain, "_key_hash", collide)
     engine = migrated_engine(sqlite_url)
     usage = service(engine)
     first = usage.ingest([event(f"e{i}", str(i)) for i in range(1, 6)], source="http")
@@ -186,7 +188,9 @@ def test_a_new_key_with_a_stored_body_is_new_when_only_its_sort_key_collides(
 ) -> None:
     """The check holds the key's other 64 bits: two keys that share a sort key and a body (a
     body does not hold the key) are still two events, on the columnar path too."""
-    monkeypatch.setattr(key_index, "_hash", lambda text: bytes(8) + xxhash.xxh3_64_digest(text))
+    monkeypatch.setattr(
+        usage_domain, "_key_hash", lambda text: bytes(8) + xxhash.xxh3_64_digest(text)
+    )
     engine = migrated_engine(sqlite_url)
     usage = service(engine)
     usage.ingest(Lines([json.dumps(event("e1", "5")).encode()]), source="file")
@@ -231,10 +235,13 @@ def test_events_stored_before_the_index_are_found_after_the_upgrade(sqlite_url: 
                     "(:a, :i, :r, :q, :t, '', '', '', :f, 0, 'http')"
                 ),
                 {"a": e.account, "i": e.id, "r": e.resource, "q": str(e.quantity),
-                 "t": e.ts_us, "f": e.fingerprint},
+                 "t": e.ts_us, "f": blake2b_fingerprint(e)},
             )  # fmt: skip
     migrate.upgrade(engine)
     assert run_count(engine) == 1
+    with engine.connect() as conn:
+        rewritten = conn.execute(text("SELECT fingerprint FROM usage_events ORDER BY seq"))
+        assert [f for (f,) in rewritten] == [parse(f"old{i}", str(i)).fingerprint for i in range(3)]
     usage = service(engine)
     outcomes = usage.ingest(
         [event("old1", "1"), event("old2", "5"), event("new", "4")], source="http"
@@ -245,6 +252,68 @@ def test_events_stored_before_the_index_are_found_after_the_upgrade(sqlite_url: 
         stored = conn.execute(text("SELECT count(*) FROM usage_events")).scalar_one()
     assert stored == 4
     engine.dispose()
+
+
+def parse(event_id: str, quantity: str) -> UsageEvent:
+    return parse_event(event(event_id, quantity), load_default_catalog().resources, None)
+
+
+def blake2b_fingerprint(e: UsageEvent) -> str:
+    """The fingerprint events had before migration 0010 (blake2b of the same body text)."""
+    body = "\x1f".join((e.resource, format(e.quantity.normalize(), "f"), str(e.ts_us), "", "", ""))
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_fingerprints_go_back_and_forth_between_their_forms(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    """0010 makes every fingerprint again with xxh3, and its downgrade with blake2b, and (on
+    SQLite) the key index is rebuilt with each: dedup tells duplicates and conflicts apart."""
+    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
+    engine = migrated_engine(url)
+    usage = service(engine)
+    usage.ingest([event(f"e{i}", str(i)) for i in range(1, 5)], source="http")
+    current = fingerprints(engine)
+    config = migrate._config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009_usage_key_checks")
+    assert fingerprints(engine) == [
+        blake2b_fingerprint(parse(f"e{i}", str(i))) for i in range(1, 5)
+    ]
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    assert fingerprints(engine) == current
+    usage = service(engine)
+    again = usage.ingest([event("e1", "1"), event("e2", "20"), event("e5", "5")], source="http")
+    assert statuses(again) == ["duplicate", "conflict", "accepted"]
+    engine.dispose()
+
+
+def test_a_fingerprint_its_body_does_not_give_stops_the_migration(sqlite_url: str) -> None:
+    engine = migrated_engine(sqlite_url)
+    service(engine).ingest([event("e1", "1"), event("e2", "2")], source="http")
+    config = migrate._config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009_usage_key_checks")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE usage_events SET fingerprint = 'f00d' WHERE event_id = 'e2'"))
+    with pytest.raises(RuntimeError, match="does not give its stored fingerprint"):
+        migrate.upgrade(engine)
+    with engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == "0009_usage_key_checks"
+    engine.dispose()
+
+
+def fingerprints(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            f for (f,) in conn.execute(text("SELECT fingerprint FROM usage_events ORDER BY seq"))
+        ]
 
 
 def test_runs_are_kept_little_endian() -> None:

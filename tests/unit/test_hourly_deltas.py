@@ -34,6 +34,7 @@ def test_deltas_are_the_exact_sums_by_hour(events: list[tuple[str, str, int, str
         subjects=[""] * len(events),
         operators=[""] * len(events),
         fingerprints=[""] * len(events),
+        digests=bytes(16 * len(events)),
     )
     expected: dict[tuple[str, str, int], tuple[Decimal, int]] = {}
     for account, resource, ts_us, quantity in events:

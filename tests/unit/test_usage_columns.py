@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synor_economics.catalog import load_default_catalog
+from synor_economics.domain import usage as usage_domain
 from synor_economics.domain.usage import EventError, parse_event
 from synor_economics.services.usage_columns import ndjson_table, plain_rows
-from tests.unit.test_usage_events import _ODD, _PLAIN, NOW_US, RESOURCES
+from tests.unit.test_usage_events import _ODD, _PLAIN, NOW_US, RESOURCES, parse, raw
 
 COUNTERS = load_default_catalog().counter_ids
 
@@ -120,3 +122,41 @@ def test_lengths_and_fractions_of_a_second_match_the_reference() -> None:
     assert rest == [8, 10, 11]  # one over 200: the reference refuses it, by name
     assert all(reference(bodies[i]) is None for i in rest)
     assert plain.events.events() == [reference(bodies[i]) for i in plain.positions]
+
+
+@pytest.mark.parametrize("collide", [False, True], ids=["digests", "every digest colliding"])
+def test_rows_are_independent_unless_a_key_repeats(
+    monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    """Keys are told apart by their digests' first 64 bits, and where those agree (every key's,
+    here, when all digests collide) by the keys themselves: the answer is the same."""
+    if collide:
+        monkeypatch.setattr(usage_domain, "_key_hash", lambda _: bytes(16))
+    bodies = [raw(id=f"e{n}", quantity=str(n + 1), meta=...) for n in range(5)]
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert rest == []
+    assert len(plain.events) == 5
+    other = parse(id="x9")
+    assert plain.independent_of([])
+    assert plain.independent_of([(9, other, None)])
+    assert not plain.independent_of([(9, parse(id="e3"), None)])
+    table = ndjson_table(lines_of([*bodies, raw(id="e2", quantity="7", meta=...)]))
+    assert table is not None
+    repeated, _ = plain_rows(table, COUNTERS, NOW_US)
+    assert not repeated.independent_of([])
+    assert not repeated.independent_of([(9, other, None)])
+
+
+def test_quantities_written_differently_share_the_reference_fingerprint() -> None:
+    """Trailing zeros of a fraction, and a point with nothing after it once they go, are
+    dropped for the fingerprint as ``Decimal.normalize`` drops them; a whole number's zeros
+    stay."""
+    quantities = ["100", "100.00", "100.5", "100.50", "0.000", "0.0100", "10.0", "7", "0", "1.25"]
+    bodies = [raw(id=f"e{n}", quantity=q, meta=...) for n, q in enumerate(quantities)]
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    plain, rest = plain_rows(table, COUNTERS, NOW_US)
+    assert rest == []
+    assert plain.events.events() == [reference(body) for body in bodies]

@@ -46,8 +46,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 from sqlalchemy import Engine
+
+from synor_economics.domain.usage import key_digests, key_texts
 
 Hashes = npt.NDArray[np.uint64]
 Seqs = npt.NDArray[np.int64]
@@ -62,22 +63,21 @@ MAX_RUN = 1 << 22
 under about 150 MiB however many events are stored, at the price of one more run to search per
 4M events."""
 
-_hash = xxhash.xxh3_128_digest
-
 _STORED_HASH, _STORED_SEQ = np.dtype("<u8"), np.dtype("<i8")
 """How runs are kept in their blobs: little-endian, whatever the machine (a database file may
 move)."""
 
 
 def key_hashes(keys: Iterable[tuple[str, str]], count: int) -> Hashes:
-    """The 128-bit hashes of ``count`` ``(account, id)`` keys, one row of two 64-bit halves per
-    key: column 0 is the sort key, column 1 goes into the check (:func:`checks_of`). The unit
-    separator cannot occur in either part (validation allows printable characters only), so the
-    joined text is unique."""
-    joined = b"".join(
-        map(_hash, (f"{account}\x1f{event_id}".encode() for account, event_id in keys))
-    )
-    return np.frombuffer(joined, dtype=_STORED_HASH).astype(np.uint64).reshape(count, 2)
+    """The 128-bit hashes of ``count`` ``(account, id)`` keys (``domain.usage.key_digests``),
+    one row of two 64-bit halves per key: column 0 is the sort key, column 1 goes into the
+    check (:func:`checks_of`)."""
+    return hashes_of(key_digests(key_texts(keys)), count)
+
+
+def hashes_of(digests: bytes, count: int) -> Hashes:
+    """:func:`key_hashes` of keys whose digests are made already (a columnar batch's)."""
+    return np.frombuffer(digests, dtype=_STORED_HASH).astype(np.uint64).reshape(count, 2)
 
 
 def checks_of(hashes: Hashes, fingerprints: Sequence[str]) -> Hashes:

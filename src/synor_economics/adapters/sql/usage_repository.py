@@ -52,6 +52,7 @@ from synor_economics.adapters.sql.key_index import (
     KeyIndex,
     Seqs,
     checks_of,
+    hashes_of,
     index_of,
     key_hashes,
 )
@@ -274,7 +275,7 @@ class SqlUsageRepository:
             found = self.fingerprints(keys)
             stored = {row: found[key] for row, key in enumerate(keys) if key in found}
         else:
-            hashes = key_hashes(keys, len(keys))
+            hashes = hashes_of(events.digests, len(keys))
             if _repeats(keys, hashes):  # PostgreSQL's constraint says so
                 raise ValueError("a batch of events repeats a key (account, id)")
             checks = checks_of(hashes, events.fingerprints)
