@@ -29,10 +29,15 @@ def driver_of(conn: Connection) -> Any:
     return driver
 
 
-ROWS_PER_STATEMENT = 256
-"""Most rows in one multi-row ``VALUES`` (SQLite): 256 rows of 13 columns stay well under its
-32,766 parameters, and the rows left over go in statements of 128, 64, ... rows, so a handful
-of statement texts serve every batch and stay in the driver's statement cache."""
+MAX_PARAMETERS = 32_766
+"""SQLite's default bound on a statement's parameters (builds may raise it, none lowers it)."""
+
+
+def rows_per_statement(width: int) -> int:
+    """Most rows of ``width`` values in one multi-row ``VALUES`` (SQLite): the largest power of
+    two whose parameters fit, so that the rows left over go in statements of half as many,
+    and so on, and a dozen statement texts serve every batch and stay in the driver's cache."""
+    return 1 << ((MAX_PARAMETERS // width).bit_length() - 1)
 
 
 def insert_rows(
@@ -55,7 +60,7 @@ def insert_values(driver: Any, head: str, width: int, values: list[Any], tail: s
     columns make it in C (``list(chain.from_iterable(zip(*columns)))``), which costs a fraction
     of a tuple made in Python per row."""
     count = len(values) // width
-    start, size = 0, ROWS_PER_STATEMENT
+    start, size = 0, rows_per_statement(width)
     while start < count:
         while size > count - start:
             size //= 2

@@ -128,10 +128,20 @@ _FOLD = (
     "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
     "SELECT account, resource, hour_us, quantity, events FROM usage_hourly_log "
     "WHERE true ORDER BY account, resource, hour_us "  # WHERE: SQLite's parse of an upsert
-    "ON CONFLICT (account, resource, hour_us) DO UPDATE SET "
-    "quantity = synor_exact_add(usage_hourly.quantity, excluded.quantity), "
+    "ON CONFLICT (account, resource, hour_us) DO UPDATE SET quantity = CASE "
+    "WHEN length(usage_hourly.quantity) <= 18 AND length(excluded.quantity) <= 18 "
+    "AND CAST(CAST(usage_hourly.quantity AS INTEGER) AS TEXT) = usage_hourly.quantity "
+    "AND CAST(CAST(excluded.quantity AS INTEGER) AS TEXT) = excluded.quantity "
+    "THEN CAST(CAST(usage_hourly.quantity AS INTEGER) + CAST(excluded.quantity AS INTEGER) "
+    "AS TEXT) "
+    "ELSE synor_exact_add(usage_hourly.quantity, excluded.quantity) END, "
     "events = usage_hourly.events + excluded.events"
 )
+"""The fold on SQLite. Two whole numbers that SQLite reads and writes back as they are (no
+point, sign of zero, leading zero or exponent), of at most 18 characters (so their sum cannot
+overflow), nearly all of a counter's, are added by SQLite in 64-bit integers, exactly; any other
+pair by ``synor_exact_add``. That callback takes the interpreter for each row, and with a batch
+being validated on another thread each taking could wait for the switch interval."""
 _PG_FOLD = (
     "WITH moved AS (DELETE FROM usage_hourly_log "
     "RETURNING account, resource, hour_us, quantity, events) "
