@@ -362,8 +362,8 @@ def _hourly_deltas(events: EventColumns) -> dict[HourKey, tuple[Decimal | str, i
 
     Most hours of a batch have one event, whose quantity is the sum as it is (canonical text,
     stored as given): those are taken in C, with no Python step per event (a loop over the
-    batch cost about 1 µs an event, on the thread every batch waits for). Only the hours with
-    several events are added up, exactly."""
+    batch cost most of a microsecond an event, on the thread every batch waits for). Only the
+    hours with several events are added up, exactly."""
     stamps = np.asarray(events.ts_us, dtype=np.int64)
     hours = (stamps - stamps % HOUR_US).tolist()
     keys = list(zip(events.accounts, events.resources, hours, strict=True))
