@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import Engine, text
 
 from synor_economics.adapters.clock import FixedClock
-from synor_economics.adapters.sql import migrate
+from synor_economics.adapters.sql import key_index, migrate
 from synor_economics.adapters.sql.engine import make_engine
 from synor_economics.adapters.sql.key_index import KeyIndex, Run, checks_of, key_hashes
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
@@ -350,4 +350,31 @@ def test_a_downgrade_leaves_the_runs_the_earlier_form_reads(sqlite_url: str) -> 
     )
     assert entries == 7
     assert list(stored) == expected
+    engine.dispose()
+
+
+def test_the_index_is_rebuilt_a_chunk_at_a_time(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilt by a migration, the index is written a few rows at a time (here three), each a
+    run merged as the index merges its runs: every stored key is found again."""
+    monkeypatch.setattr(key_index, "_STORED_CHUNK", 3)
+    engine = migrated_engine(sqlite_url)
+    usage = service(engine)
+    for start in (1, 6):
+        usage.ingest([event(f"e{i}", str(i)) for i in range(start, start + 5)], source="http")
+    config = migrate._config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009_usage_key_checks")
+        command.upgrade(config, "head")
+    with engine.connect() as conn:
+        entries = conn.execute(text("SELECT SUM(entries) FROM usage_key_runs")).scalar_one()
+    assert entries == 10
+    assert run_count(engine) > 1  # chunks of three: merged, but not into one run
+    usage = service(engine)
+    again = usage.ingest([event(f"e{i}", str(i)) for i in range(1, 11)], source="http")
+    assert statuses(again) == ["duplicate"] * 10
+    changed = usage.ingest([event("e7", "70"), event("e11", "11")], source="http")
+    assert statuses(changed) == ["conflict", "accepted"]
     engine.dispose()

@@ -262,11 +262,27 @@ def index_of(engine: Engine) -> KeyIndex:
         return index
 
 
-def first_run(driver: Any, rows: Sequence[tuple[int, str, str, str]]) -> None:
-    """Index stored rows, ``(seq, account, event_id, fingerprint)`` of generation 0, as one run
-    (the migration that builds the index in its present form)."""
-    if rows:
+_STORED_CHUNK = 1 << 20
+"""Stored events indexed at a time when the index is built from scratch."""
+
+
+def index_stored(driver: Any) -> None:
+    """Build the index from the events stored (generation 0), replacing any runs (the
+    migrations that change its form). Rows are read a million at a time, each chunk a run
+    merged as the index merges its runs, so memory stays that of the index itself (24 bytes
+    an event) and one chunk of rows, however many events are stored."""
+    driver.execute("DELETE FROM usage_key_runs")
+    index, after = KeyIndex(), 0
+    while rows := driver.execute(_STORED_ROWS, (after, _STORED_CHUNK)).fetchall():
         seqs, accounts, ids, fingerprints = zip(*rows, strict=True)
         hashes = key_hashes(zip(accounts, ids, strict=True), len(rows))
         stored = np.array(seqs, dtype=np.int64)
-        KeyIndex().write(driver, hashes[:, 0], checks_of(hashes, fingerprints), stored)
+        index.write(driver, hashes[:, 0], checks_of(hashes, fingerprints), stored)
+        index.sync(driver)
+        after = int(stored[-1])
+
+
+_STORED_ROWS = (
+    "SELECT seq, account, event_id, fingerprint FROM usage_events "
+    "WHERE generation = 0 AND seq > ? ORDER BY seq LIMIT ?"
+)

@@ -5,7 +5,7 @@ candidate's row was read back to compare keys and fingerprints, and for a replay
 read cost more than the rest of ingestion. Keys are now hashed to 128 bits, and an entry also
 holds a check (the other 64 bits mixed with the body fingerprint's first 64), so an event whose
 sort key and check agree is a duplicate without a read (``key_index.py`` says why that is exact
-enough). The runs are rebuilt from the events stored (generation 0), as one run; on PostgreSQL,
+enough). The runs are rebuilt from the events stored (generation 0); on PostgreSQL,
 which keeps its UNIQUE constraint, the table stays empty.
 
 Revision ID: 0009_usage_key_checks
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import xxhash
 from alembic import op
 
-from synor_economics.adapters.sql.key_index import first_run
+from synor_economics.adapters.sql.key_index import index_stored
 
 revision = "0009_usage_key_checks"
 down_revision = "0008_usage_hourly_log"
@@ -40,8 +40,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("checks", sa.LargeBinary, nullable=False))
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
-        stored = bind.execute(_STORED).all()
-        first_run(bind.connection.driver_connection, [tuple(row) for row in stored])
+        index_stored(bind.connection.driver_connection)
 
 
 def downgrade() -> None:

@@ -5,7 +5,7 @@ columnar path's validation time (``domain.usage.body_digest`` says why xxh3 is e
 stored fingerprints are made again from the stored bodies, each first checked against the one
 it replaces (a body that does not give its stored fingerprint stops the migration: it could not
 be rewritten faithfully). On SQLite the key index's checks mix in the fingerprint, so its runs
-are rebuilt, as one run. The downgrade does the same the other way.
+are rebuilt. The downgrade does the same the other way.
 
 Revision ID: 0010_usage_fingerprints
 Revises: 0009_usage_key_checks
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import xxhash
 from alembic import op
 
-from synor_economics.adapters.sql.key_index import first_run
+from synor_economics.adapters.sql.key_index import index_stored
 
 revision = "0010_usage_fingerprints"
 down_revision = "0009_usage_key_checks"
@@ -35,9 +35,6 @@ _BODIES = sa.text(
     "FROM usage_events WHERE seq > :after ORDER BY seq LIMIT :rows"
 )
 _SET = sa.text("UPDATE usage_events SET fingerprint = :fingerprint WHERE seq = :seq")
-_STORED = sa.text(
-    "SELECT seq, account, event_id, fingerprint FROM usage_events WHERE generation = 0 ORDER BY seq"
-)
 _ROWS_PER_UPDATE = 10_000
 """Events read and rewritten at a time: memory stays bounded however many are stored."""
 
@@ -68,9 +65,7 @@ def _rewrite(old: Digest, new: Digest) -> None:
         bind.execute(_SET, [{"seq": row.seq, "fingerprint": _again(row, old, new)} for row in rows])
         after = rows[-1].seq
     if bind.dialect.name == "sqlite":
-        op.execute("DELETE FROM usage_key_runs")
-        stored_rows = bind.execute(_STORED).all()
-        first_run(bind.connection.driver_connection, [tuple(row) for row in stored_rows])
+        index_stored(bind.connection.driver_connection)
 
 
 def _again(row: sa.Row[Any], old: Digest, new: Digest) -> str:
