@@ -160,3 +160,14 @@ def test_quantities_written_differently_share_the_reference_fingerprint() -> Non
     plain, rest = plain_rows(table, COUNTERS, NOW_US)
     assert rest == []
     assert plain.events.events() == [reference(body) for body in bodies]
+
+
+def test_rows_taken_keep_their_key_digests() -> None:
+    bodies = [raw(id=f"e{n}", quantity="1", meta=...) for n in range(6)]
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    events = plain_rows(table, COUNTERS, NOW_US)[0].events
+    kept = events.without({1, 4})
+    assert kept.ids == ["e0", "e2", "e3", "e5"]
+    assert kept.digests == usage_domain.key_digests(usage_domain.key_texts(kept.keys()))
+    assert events.take([5, 0]).digests == events.digests[80:96] + events.digests[:16]
