@@ -64,6 +64,15 @@ _TS = (
 """Stricter than the reference's pattern (which then checks the date): what passes here is a
 real time of day on a day 1-31 of a real month, so only the day of the month is left to check."""
 
+_REQUIRED = (
+    ("id", _ID, _LONGEST),
+    ("account", _NAME, _LONGEST),
+    ("quantity", _QUANTITY, None),
+    ("ts", _TS, None),
+)
+_OPTIONAL = (("subject", _NAME, _LONGEST), ("operator", _NAME, _LONGEST))
+"""Each text field's pattern and longest length (none where the pattern bounds it)."""
+
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _DAYS_BEFORE_MONTH = np.concatenate(([0, 0], np.cumsum(_DAYS_IN_MONTH[1:12])))
@@ -127,11 +136,13 @@ def plain_rows(
     """The plain counter events of ``table`` (rows the reference would accept as they are),
     and the positions of the rest, for the reference to decide."""
     ok = _all_known_fields(table)
-    for name, pattern in (("id", _ID), ("account", _NAME), ("quantity", _QUANTITY), ("ts", _TS)):
-        ok &= _matches(table.column(name), pattern)
-    for name in ("subject", "operator"):
+    for name, pattern, longest in _REQUIRED:
+        ok &= _matches(table.column(name), pattern, longest)
+    for name, pattern, longest in _OPTIONAL:
         column = table.column(name)
-        ok &= _matches(column, _NAME) | column.is_null().to_numpy(zero_copy_only=False)
+        if column.null_count < len(column):  # absent from every row: nothing to check
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            ok &= _matches(column, pattern, longest) | nulls
     ok &= pc.is_in(table.column("resource"), value_set=pa.array(sorted(counters))).to_numpy(
         zero_copy_only=False
     )
@@ -176,12 +187,14 @@ def _all_known_fields(table: pa.Table) -> Mask:
     return ok
 
 
-def _matches(column: pa.ChunkedArray, pattern: str) -> Mask:
+def _matches(column: pa.ChunkedArray, pattern: str, longest: int | None) -> Mask:
+    """Rows whose text matches ``pattern`` and is at most ``longest`` long, if that is given
+    (a null matches nothing)."""
     found = pc.fill_null(pc.match_substring_regex(column, pattern), False)
     ok = np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-    if pattern in (_ID, _NAME):
+    if longest is not None:
         lengths = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
-        ok &= lengths <= _LONGEST
+        ok &= lengths <= longest
     return ok
 
 
