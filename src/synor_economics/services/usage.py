@@ -371,13 +371,13 @@ def _hourly_deltas(events: EventColumns) -> dict[HourKey, tuple[Decimal | str, i
     deltas = dict(zip(keys, zip(events.quantities, repeat(1)), strict=True))
     if len(deltas) == len(keys):
         return deltas
-    repeated = {key: n for key, n in Counter(keys).items() if n > 1}
-    sums: dict[HourKey, Decimal] = dict.fromkeys(repeated, Decimal(0))
+    repeated = {key for key, n in Counter(keys).items() if n > 1}
+    sums: dict[HourKey, tuple[Decimal, int]] = {}
     for key, quantity in zip(keys, events.quantities, strict=True):
         if key in repeated:
-            sums[key] = EXACT.add(sums[key], Decimal(quantity))
-    for key, total in sums.items():
-        deltas[key] = (format(total, "f"), repeated[key])
+            add_to(sums, key, Decimal(quantity), 1)
+    for key, (total, n) in sums.items():
+        deltas[key] = (format(total, "f"), n)
     return deltas
 
 

@@ -525,11 +525,10 @@ class SqlUsageRepository:
         """Add the logged deltas into ``usage_hourly`` and empty the log, if it holds
         ``FOLD_ROWS``. On SQLite (one writer) one statement adds them in key order (``_FOLD``:
         ``synor_exact_add`` is called only where an hour already has a row or a second delta,
-        and the two are not small whole numbers). On
-        PostgreSQL one statement deletes the log's rows and adds exactly those it deleted, so
-        deltas committed meanwhile by other writers stay for the next fold; one folder at a
-        time (an advisory lock tried, not waited for: a writer that finds a fold running
-        leaves the log to it)."""
+        and the two are not small whole numbers). On PostgreSQL one statement deletes the
+        log's rows and adds exactly those it deleted, so deltas committed meanwhile by other
+        writers stay for the next fold; one folder at a time (an advisory lock tried, not
+        waited for: a writer that finds a fold running leaves the log to it)."""
         driver = driver_of(self.conn)
         if self._postgres:
             with driver.cursor() as cursor:
