@@ -94,7 +94,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
     )
     clock = clock or SystemClock()
     uow = SqlUnitOfWork(engine)
-    usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True)
+    usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True, fold_apart=True)
     replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)
     ledger = LedgerService(uow, clock)
     chain_uow = SqlUnitOfWork(engine, lock_key=ORACLE_LOCK_KEY)
@@ -128,6 +128,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
     def close() -> None:
         ledger.close()
         usage.close()
+        usage_uow.close()
         stream.close()
         engine.dispose()
 

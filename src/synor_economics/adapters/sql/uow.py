@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
+from synor_economics.adapters.sql.background_fold import BackgroundFold
 from synor_economics.adapters.sql.billing_repository import SqlBillingRepository
 from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
@@ -32,10 +33,10 @@ _EXCLUSIVE_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 class SqlTransaction:
     """A transaction's repositories: the ledger, usage and billing."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, fold_inline: bool = True) -> None:
         self.connection = conn
         self._ledger = SqlLedgerRepository(conn)
-        self._usage = SqlUsageRepository(conn)
+        self._usage = SqlUsageRepository(conn, fold_inline=fold_inline)
         self._billing = SqlBillingRepository(conn)
         self._oracle = SqlOracleRepository(conn)
         self._chain = SqlPaymentWatchRepository(conn)
@@ -71,25 +72,54 @@ class SqlUnitOfWork:
     ``lock_key`` picks the PostgreSQL lock: the ledger's by default; usage writers get their
     own, ``shared`` among themselves (ingestion is safe side by side: see the usage repository)
     and exclusive for replacements, which rebuild rollups. SQLite has one writer at a time
-    whatever the lock."""
+    whatever the lock.
+
+    ``fold_apart``: on PostgreSQL, a write that logged rollup deltas has the log folded on a
+    thread and connection of their own once it has committed (``background_fold.py``), under
+    the same lock, instead of folding a full log itself; ``close`` stops that thread."""
 
     def __init__(
-        self, engine: Engine, lock_key: int = LEDGER_LOCK_KEY, *, shared: bool = False
+        self,
+        engine: Engine,
+        lock_key: int = LEDGER_LOCK_KEY,
+        *,
+        shared: bool = False,
+        fold_apart: bool = False,
     ) -> None:
         self.engine = engine
         self.lock_key = lock_key
         self._shared = shared
+        apart = fold_apart and engine.dialect.name == "postgresql"
+        self._folder = BackgroundFold(self) if apart else None
+
+    def fold(self) -> None:
+        """Fold the rollup log, if full, in a write transaction of its own."""
+        with self._transaction(exclusive=False, fold_inline=True) as transaction:
+            transaction.usage.fold_log()
+
+    def close(self) -> None:
+        """Stop folding apart (a fold running finishes first)."""
+        if self._folder is not None:
+            self._folder.close()
 
     @contextmanager
     def write(self, *, exclusive: bool = False) -> Iterator[SqlTransaction]:
         """A write transaction; ``exclusive`` takes the lock alone even where writers share it."""
+        folder = self._folder
+        with self._transaction(exclusive=exclusive, fold_inline=folder is None) as transaction:
+            yield transaction
+        if folder is not None and transaction.usage.logged:
+            folder.ask()
+
+    @contextmanager
+    def _transaction(self, *, exclusive: bool, fold_inline: bool) -> Iterator[SqlTransaction]:
         lock = _SHARED_LOCK if self._shared and not exclusive else _EXCLUSIVE_LOCK
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(lock, {"key": self.lock_key})
-                transaction = SqlTransaction(conn)
+                transaction = SqlTransaction(conn, fold_inline=fold_inline)
                 yield transaction
                 transaction.finish()
 

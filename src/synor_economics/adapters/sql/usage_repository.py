@@ -99,6 +99,12 @@ _EVENT_FIELDS = (
 _EVENTS_INSERT = f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})"
 
 
+def _event_rows(events: EventColumns, received_us: int, source: str) -> list[tuple[Any, ...]]:
+    """Counter events' rows for COPY (PostgreSQL), in ``_EVENT_FIELDS``' order (no ``meta``)."""
+    columns = (*events.columns()[:7], repeat(""), events.fingerprints)
+    return list(zip(*columns, repeat(received_us), repeat(source), repeat(0)))
+
+
 def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
     """An event row's dedup key (account, event_id): the order PostgreSQL rows are copied in."""
     return row[0], row[1]
@@ -183,8 +189,12 @@ only: the events as they arrived (a replacement's are apart)."""
 
 
 class SqlUsageRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, fold_inline: bool = True) -> None:
+        """``fold_inline``: whether ``finish`` folds a full rollup log in this transaction;
+        where it does not, whoever opened the transaction has the log folded apart
+        (``background_fold.py``) once it has committed (see ``logged``)."""
         self.conn = conn
+        self._fold_inline = fold_inline
         self._postgres = conn.dialect.name == "postgresql"
         self._index = None if self._postgres else index_of(conn.engine)
         self._synced = False
@@ -199,6 +209,11 @@ class SqlUsageRepository:
         self._logged = False
         """Whether this transaction appended rollup deltas to the log (``finish`` then sees
         whether it is full)."""
+
+    @property
+    def logged(self) -> bool:
+        """Whether this transaction appended rollup deltas to the log."""
+        return self._logged
 
     def _rows_by_key(
         self, table: Table, key: Sequence[str], keys: Collection[tuple[Any, ...]]
@@ -280,37 +295,59 @@ class SqlUsageRepository:
         once, for both (SQLite)."""
         if not len(events):
             return {}
-        keys = events.keys()
         if self._postgres:
-            found = self.fingerprints(keys)
-            stored = {row: found[key] for row, key in enumerate(keys) if key in found}
-        else:
-            hashes = hashes_of(events.digests, len(keys))
-            if _repeats(keys, hashes):  # PostgreSQL's constraint says so
-                raise ValueError("a batch of events repeats a key (account, id)")
-            checks = checks_of(hashes, events.fingerprints)
-            stored = self._stored_rows(keys, hashes, checks, events.fingerprints)
+            return self._add_new_postgres(events, received_us=received_us, source=source)
+        keys = events.keys()
+        hashes = hashes_of(events.digests, len(keys))
+        if _repeats(keys, hashes):  # PostgreSQL's constraint says so
+            raise ValueError("a batch of events repeats a key (account, id)")
+        checks = checks_of(hashes, events.fingerprints)
+        stored = self._stored_rows(keys, hashes, checks, events.fingerprints)
         fresh = events.without(stored.keys())
-        if stored and fresh:
+        if stored and fresh:  # the fresh rows' keys and index entries, as ``without`` kept them
             keys = fresh.keys()
-            if not self._postgres:  # the fresh rows' index entries, as ``without`` kept them
-                kept = np.ones(len(events), dtype=bool)
-                kept[list(stored)] = False
-                hashes, checks = hashes[kept], checks[kept]
+            kept = np.ones(len(events), dtype=bool)
+            kept[list(stored)] = False
+            hashes, checks = hashes[kept], checks[kept]
         if fresh:
-            columns = (*fresh.columns()[:7], repeat(""), fresh.fingerprints)
-            if self._postgres:
-                self._copy(list(zip(*columns, repeat(received_us), repeat(source), repeat(0))))
-            else:
-                self._append(
-                    keys,
-                    fresh.fingerprints,
-                    columns,
-                    received_us=received_us,
-                    source=source,
-                    generation=0,
-                    entries=(hashes[:, 0], checks),
-                )
+            self._append(
+                keys,
+                fresh.fingerprints,
+                (*fresh.columns()[:7], repeat(""), fresh.fingerprints),
+                received_us=received_us,
+                source=source,
+                generation=0,
+                entries=(hashes[:, 0], checks),
+            )
+        return stored
+
+    def _add_new_postgres(
+        self, events: EventColumns, *, received_us: int, source: str
+    ) -> dict[int, str]:
+        """``add_new_events`` on PostgreSQL: the batch is copied first as if every key were
+        new, as nearly always they are, and the unique constraint's check is the lookup. Only
+        if a key is stored already does the copy fail; it is undone back to a savepoint, and
+        the keys are looked up and the new ones copied, as before.
+
+        The lookup, a join of the batch's keys to the constraint's index, cost PostgreSQL about
+        as much again as the copy, which probes the same index for each key anyway. A replayed
+        batch pays a copy that fails at its first row, then the lookup."""
+        rows = _event_rows(events, received_us, source)
+        driver = driver_of(self.conn)
+        driver.execute("SAVEPOINT synor_new_events")
+        try:
+            self._copy(rows)
+        except ConcurrentWriteError:  # a key stored already (or a writer beside us)
+            driver.execute("ROLLBACK TO SAVEPOINT synor_new_events")
+        else:
+            driver.execute("RELEASE SAVEPOINT synor_new_events")
+            return {}
+        keys = events.keys()
+        found = self.fingerprints(keys)
+        stored = {row: found[key] for row, key in enumerate(keys) if key in found}
+        fresh = events.without(stored.keys())
+        if fresh:
+            self._copy(_event_rows(fresh, received_us, source))
         return stored
 
     def _copy(self, rows: list[tuple[Any, ...]]) -> None:
@@ -449,9 +486,8 @@ class SqlUsageRepository:
     def finish(self) -> None:
         """Before commit: a full rollup log is folded, and (SQLite) the transaction's new keys
         become a run of the index."""
-        if self._logged:
-            self._fold_log()
-            self._logged = False
+        if self._logged and self._fold_inline:
+            self.fold_log()
         if self._staged and self._index is not None:
             hashes, checks, seqs = (
                 np.concatenate(parts) for parts in zip(*self._staged, strict=True)
@@ -521,7 +557,7 @@ class SqlUsageRepository:
             insert_values(driver, _LOG_INSERT, 5, list(chain.from_iterable(rows)))
         self._logged = True
 
-    def _fold_log(self) -> None:
+    def fold_log(self) -> None:
         """Add the logged deltas into ``usage_hourly`` and empty the log, if it holds
         ``FOLD_ROWS``. On SQLite (one writer) one statement adds them in key order (``_FOLD``:
         ``synor_exact_add`` is called only where an hour already has a row or a second delta,
