@@ -4,7 +4,9 @@ refuses is never taken; and plain events are in fact taken (the path is not idle
 
 from __future__ import annotations
 
+import builtins
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -171,3 +173,29 @@ def test_rows_taken_keep_their_key_digests() -> None:
     assert kept.ids == ["e0", "e2", "e3", "e5"]
     assert kept.digests == usage_domain.key_digests(usage_domain.key_texts(kept.keys()))
     assert events.take([5, 0]).digests == events.digests[80:96] + events.digests[:16]
+
+
+def test_a_batch_is_read_without_trying_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow infers the type of a Python value passed to it, and each inference tries an
+    import of a package that is not installed; a failed import is not remembered, so each
+    searched the path again (~0.1 ms, five times a batch). Values go to it typed."""
+    bodies = [raw(quantity=f"{n}.50", meta=...) for n in range(50)]
+    for n, body in enumerate(bodies):
+        body["id"] = f"e{n}"
+    table = ndjson_table(lines_of(bodies))
+    assert table is not None
+    plain_rows(table, COUNTERS, NOW_US)  # anything imported once is imported now
+    tried: list[str] = []
+    real_import = builtins.__import__
+
+    def watched(name: str, *args: Any, **kwargs: Any) -> Any:
+        absolute = not args[3:4] or args[3] == 0  # a relative import names no module
+        if absolute and name not in sys.modules:
+            tried.append(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", watched)
+    plain, rest = plain_rows(ndjson_table(lines_of(bodies)) or table, COUNTERS, NOW_US)
+    assert len(plain.positions) == 50
+    assert not rest
+    assert tried == []
