@@ -207,13 +207,26 @@ def visible_latencies(client: httpx.Client, samples: int = 100) -> list[float]:
     return sorted(latencies)
 
 
+def busy_core_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot, all processes and cores together
+    (``/proc/stat``), or NaN where there is no such file."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def stream_figure(
     events: list[dict[str, Any]], workers: int, redis_url: str, postgres_url: str, folder: Path
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Events/s of ``workers`` worker processes draining a stream into a fresh PostgreSQL:
     counted from the moment every worker is up (its start-up line, printed once its system is
     built, just before it reads), and counted from the processes' launch, start-up (about a
-    second of imports and connections) included."""
+    second of imports and connections) included; and the machine's CPU time per event while
+    the workers ran (workers, PostgreSQL, Redis: everything), which bounds what the machine's
+    cores can do, whatever the number of workers."""
     from synor_economics.adapters.sql.engine import scratch_postgres
     from synor_economics.adapters.stream.redis_stream import RedisEventStream
 
@@ -247,14 +260,14 @@ def stream_figure(
             assert process.stderr is not None
             if "synor worker" not in process.stderr.readline():  # up, and about to read
                 raise SystemExit("synor worker did not start")
-        up = time.perf_counter()
+        up, busy = time.perf_counter(), busy_core_seconds()
         for process in processes:
             process.communicate()
-        ended = time.perf_counter()
+        ended, busy = time.perf_counter(), busy_core_seconds() - busy
         assert stream.pending() == 0
         stream.client.delete(name, f"{name}:dead")
         stream.close()
-    return len(events) / (ended - up), len(events) / (ended - launched)
+    return len(events) / (ended - up), len(events) / (ended - launched), busy / len(events)
 
 
 def main() -> None:
@@ -299,12 +312,15 @@ def main() -> None:
         if args.stream_events:
             stream_events = make_events(args.stream_events, args.accounts, seed=13)
             for workers in (1, 2):
-                rate, launched = stream_figure(
+                rate, launched, cpu = stream_figure(
                     stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
                 )
                 plural = "s" if workers > 1 else " "
+                cores = os.cpu_count() or 1
                 print(f"stream → PG, {workers} worker{plural} {rate:>8,.0f} events/s   "
-                      f"({launched:,.0f}/s counting process start-up)")  # fmt: skip
+                      f"({launched:,.0f}/s counting process start-up; machine CPU "
+                      f"{cpu * 1e6:.0f} µs an event, at most {cores / cpu:,.0f}/s on its "
+                      f"{cores} cores)")  # fmt: skip
         if args.memory_events:
             memory_figures(args.memory_events, args.accounts, Path(folder))
 
