@@ -23,7 +23,7 @@ from rich.progress import Progress
 from sqlalchemy import insert
 
 from synor_economics.adapters.clock import FixedClock
-from synor_economics.adapters.sql.tables import usage_hourly
+from synor_economics.adapters.sql.tables import usage_hourly, usage_series
 from synor_economics.bootstrap import build, tune_for_throughput
 from synor_economics.config import Settings
 from synor_economics.domain.period import Period
@@ -44,20 +44,26 @@ def fill(url: str, accounts: int, resources: int) -> None:
     engine = create_engine(url)
     rng = random.Random(11)
     start_us = int(NOVEMBER.start.timestamp()) * 1_000_000
+    pairs = [
+        {"series": number, "account": f"acct_{index:06d}", "resource": resource}
+        for number, (index, resource) in enumerate(
+            ((index, resource) for index in range(accounts) for resource in COUNTERS[:resources]),
+            start=1,
+        )
+    ]
     rows = [
         {
-            "account": f"acct_{index:06d}",
-            "resource": resource,
+            "series": pair["series"],
             "hour_us": start_us + rng.randrange(720) * HOUR_US,
             "quantity": Decimal(rng.randrange(1, 10**7)),
             "events": 1,
         }
-        for index in range(accounts)
-        for resource in COUNTERS[:resources]
+        for pair in pairs
     ]
     with engine.begin() as conn:
-        for offset in range(0, len(rows), 50_000):
-            conn.execute(insert(usage_hourly), rows[offset : offset + 50_000])
+        for table, values in ((usage_series, pairs), (usage_hourly, rows)):
+            for offset in range(0, len(values), 50_000):
+                conn.execute(insert(table), values[offset : offset + 50_000])
     engine.dispose()
 
 

@@ -27,22 +27,21 @@ def test_every_pair_folds_to_its_exact_sum() -> None:
 
     db.create_function("synor_exact_add", 2, counted_add, deterministic=True)
     db.execute(
-        "CREATE TABLE usage_hourly (account TEXT, resource TEXT, hour_us INTEGER, quantity TEXT, "
-        "events INTEGER, PRIMARY KEY (account, resource, hour_us)) WITHOUT ROWID"
+        "CREATE TABLE usage_hourly (series INTEGER, hour_us INTEGER, quantity TEXT, "
+        "events INTEGER, PRIMARY KEY (series, hour_us)) WITHOUT ROWID"
     )
     db.execute(
-        "CREATE TABLE usage_hourly_log (seq INTEGER PRIMARY KEY, account TEXT, resource TEXT, "
+        "CREATE TABLE usage_hourly_log (seq INTEGER PRIMARY KEY, series INTEGER, "
         "hour_us INTEGER, quantity TEXT, events INTEGER)"
     )
     pairs = list(itertools.product(_QUANTITIES, repeat=2))
     db.executemany(
-        "INSERT INTO usage_hourly_log (account, resource, hour_us, quantity, events) "
-        "VALUES (?, 'r', 0, ?, 1)",
-        [(f"a{n}", quantity) for n, pair in enumerate(pairs) for quantity in pair],
+        "INSERT INTO usage_hourly_log (series, hour_us, quantity, events) VALUES (?, 0, ?, 1)",
+        [(n, quantity) for n, pair in enumerate(pairs) for quantity in pair],
     )
     db.execute(_FOLD)
-    folded = dict(db.execute("SELECT account, quantity FROM usage_hourly").fetchall())
-    assert folded == {f"a{n}": exact_add(left, right) for n, (left, right) in enumerate(pairs)}
+    folded = dict(db.execute("SELECT series, quantity FROM usage_hourly").fetchall())
+    assert folded == {n: exact_add(left, right) for n, (left, right) in enumerate(pairs)}
     assert db.execute("SELECT SUM(events) FROM usage_hourly").fetchone() == (2 * len(pairs),)
     whole = {"0", "5", "-5", "7", "12", "99999999999999999", "999999999999999999"}
     in_sql = {pair for pair in pairs if set(pair) <= {*whole, "-99999999999999999"}}

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from synor_economics.adapters.sql.usage_repository import forget_series
+
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -26,6 +28,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    forget_series(engine)  # a migration may number the rollups' series again
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -224,26 +224,37 @@ usage_replacements = Table(
 )
 """Replacement backfills: one account's events in ``[start_us, end_us)`` swapped for a file's."""
 
+usage_series = Table(
+    "usage_series",
+    metadata,
+    Column("series", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("resource", String(100), nullable=False),
+    UniqueConstraint("account", "resource", name="uq_usage_series_account_resource"),
+)
+"""The (account, resource) pairs that have rollups, each numbered once: the rollups are keyed
+by that number and the hour, two integers (migration 0011 says why). Never deleted; no foreign
+key points here, as a check of it would cost each rollup row a lookup."""
+
 usage_hourly = Table(
     "usage_hourly",
     metadata,
-    Column("account", String(200), primary_key=True),
-    Column("resource", String(100), primary_key=True),
-    Column("hour_us", BigInteger, primary_key=True),
+    Column("series", Integer, primary_key=True, autoincrement=False),
+    Column("hour_us", BigInteger, primary_key=True, autoincrement=False),
     Column("quantity", ExactDecimal(), nullable=False),
     Column("events", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
 """Counters: Σ quantity of the hour's events. Gauges: ∫ level dt over the hour's closed
 segments, in event-unit·seconds (the open segment is in ``usage_gauges``). What is still in
-``usage_hourly_log`` adds to it."""
+``usage_hourly_log`` adds to it. ``series`` is the (account, resource) pair's number in
+``usage_series``."""
 
 usage_hourly_log = Table(
     "usage_hourly_log",
     metadata,
     Column("seq", Seq, primary_key=True, autoincrement=True),
-    Column("account", String(200), nullable=False),
-    Column("resource", String(100), nullable=False),
+    Column("series", Integer, nullable=False),
     Column("hour_us", BigInteger, nullable=False),
     Column("quantity", ExactDecimal(), nullable=False),
     Column("events", Integer, nullable=False),

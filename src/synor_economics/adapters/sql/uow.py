@@ -108,6 +108,7 @@ class SqlUnitOfWork:
         folder = self._folder
         with self._transaction(exclusive=exclusive, fold_inline=folder is None) as transaction:
             yield transaction
+        transaction.usage.committed()
         if folder is not None and transaction.usage.logged:
             folder.ask()
 

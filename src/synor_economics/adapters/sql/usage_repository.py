@@ -11,6 +11,8 @@ skipping SQLAlchemy's per-row processing.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -26,6 +28,7 @@ import psycopg
 from sqlalchemy import (
     ARRAY,
     Connection,
+    Engine,
     Table,
     and_,
     bindparam,
@@ -37,7 +40,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Select, Subquery
 
 from synor_economics.adapters.sql.bulk import (
     chunks,
@@ -63,6 +66,7 @@ from synor_economics.adapters.sql.tables import (
     usage_hourly_log,
     usage_rejections,
     usage_replacements,
+    usage_series,
 )
 from synor_economics.domain.meters import EXACT, Level
 from synor_economics.domain.usage import (
@@ -99,6 +103,46 @@ _EVENT_FIELDS = (
 _EVENTS_INSERT = f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})"
 
 
+_PAIR = itemgetter(0, 1)
+_HOUR = itemgetter(2)
+_SERIES_INSERT = "INSERT INTO usage_series (account, resource)"
+_SERIES_KEPT = "ON CONFLICT (account, resource) DO NOTHING"
+_SQLITE_SERIES = (
+    "SELECT s.series, s.account, s.resource FROM json_each(?) AS k "
+    "JOIN usage_series AS s ON s.account = k.value->>0 AND s.resource = k.value->>1"
+)
+_PG_SERIES = (
+    "SELECT s.series, s.account, s.resource FROM unnest(%s::text[], %s::text[]) AS k(a, r) "
+    "JOIN usage_series AS s ON s.account = k.a AND s.resource = k.r"
+)
+_PG_NEW_SERIES = (
+    "INSERT INTO usage_series (account, resource) "
+    "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (account, resource) DO NOTHING"
+)
+
+_known_series: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], int]]
+_known_series = weakref.WeakKeyDictionary()
+_known_series_lock = threading.Lock()
+
+
+def known_series(engine: Engine) -> dict[tuple[str, str], int]:
+    """The series numbers this process has seen committed in the database behind ``engine``
+    (a series is never renumbered nor deleted, but by a migration: see ``forget_series``)."""
+    with _known_series_lock:
+        return _known_series.setdefault(engine, {})
+
+
+def forget_series(engine: Engine) -> None:
+    """Forget the numbers known for ``engine``'s database (its schema has been migrated)."""
+    with _known_series_lock:
+        _known_series.pop(engine, None)
+
+
+def _pg_pair_arrays(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    accounts, resources = zip(*pairs, strict=True)
+    return pg_array_literal(accounts), pg_array_literal(resources)
+
+
 def _event_rows(events: EventColumns, received_us: int, source: str) -> list[tuple[Any, ...]]:
     """Counter events' rows for COPY (PostgreSQL), in ``_EVENT_FIELDS``' order (no ``meta``)."""
     columns = (*events.columns()[:7], repeat(""), events.fingerprints)
@@ -122,7 +166,7 @@ FOLD_ROWS = 65_536
 scan the log whole (it has no index, which would be written at random again): at this size a
 scan takes a few milliseconds, and a fold adds some 60k deltas in one pass."""
 
-_LOG_COLUMNS = "usage_hourly_log (account, resource, hour_us, quantity, events)"
+_LOG_COLUMNS = "usage_hourly_log (series, hour_us, quantity, events)"
 _LOG_INSERT = f"INSERT INTO {_LOG_COLUMNS}"
 _LOG_COPY = f"COPY {_LOG_COLUMNS} FROM STDIN"
 FOLD_LOCK_KEY = 0x464F4C44
@@ -131,10 +175,10 @@ _LOG_SIZE = (  # two subqueries: SQLite reads a lone MIN or MAX off the key, but
     "SELECT (SELECT MAX(seq) FROM usage_hourly_log) - (SELECT MIN(seq) FROM usage_hourly_log) + 1"
 )
 _FOLD = (
-    "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
-    "SELECT account, resource, hour_us, quantity, events FROM usage_hourly_log "
-    "WHERE true ORDER BY account, resource, hour_us "  # WHERE: SQLite's parse of an upsert
-    "ON CONFLICT (account, resource, hour_us) DO UPDATE SET quantity = CASE "
+    "INSERT INTO usage_hourly (series, hour_us, quantity, events) "
+    "SELECT series, hour_us, quantity, events FROM usage_hourly_log "
+    "WHERE true ORDER BY series, hour_us "  # WHERE: SQLite's parse of an upsert
+    "ON CONFLICT (series, hour_us) DO UPDATE SET quantity = CASE "
     "WHEN length(usage_hourly.quantity) <= 18 AND length(excluded.quantity) <= 18 "
     "AND CAST(CAST(usage_hourly.quantity AS INTEGER) AS TEXT) = usage_hourly.quantity "
     "AND CAST(CAST(excluded.quantity AS INTEGER) AS TEXT) = excluded.quantity "
@@ -150,11 +194,11 @@ pair by ``synor_exact_add``. That callback takes the interpreter for each row, a
 being validated on another thread each taking could wait for the switch interval."""
 _PG_FOLD = (
     "WITH moved AS (DELETE FROM usage_hourly_log "
-    "RETURNING account, resource, hour_us, quantity, events) "
-    "INSERT INTO usage_hourly (account, resource, hour_us, quantity, events) "
-    "SELECT account, resource, hour_us, SUM(quantity), SUM(events) FROM moved "
-    "GROUP BY account, resource, hour_us ORDER BY account, resource, hour_us "
-    "ON CONFLICT (account, resource, hour_us) DO UPDATE SET "
+    "RETURNING series, hour_us, quantity, events) "
+    "INSERT INTO usage_hourly (series, hour_us, quantity, events) "
+    "SELECT series, hour_us, SUM(quantity), SUM(events) FROM moved "
+    "GROUP BY series, hour_us ORDER BY series, hour_us "
+    "ON CONFLICT (series, hour_us) DO UPDATE SET "
     "quantity = usage_hourly.quantity + excluded.quantity, "
     "events = usage_hourly.events + excluded.events"
 )
@@ -162,12 +206,17 @@ _PG_FOLD = (
 
 def hourly_rows() -> Subquery:
     """The hourly rollups as readers must see them: ``usage_hourly``'s rows and the deltas
-    still in the log, to be summed by key."""
-    columns = ("account", "resource", "hour_us", "quantity", "events")
-    return union_all(
-        select(*(usage_hourly.c[name] for name in columns)),
-        select(*(usage_hourly_log.c[name] for name in columns)),
-    ).subquery("hourly")
+    still in the log, to be summed by key, with their series' account and resource (a
+    reader's account is found in ``usage_series``' unique index, then its hours by key)."""
+    pair = usage_series.c
+
+    def rows(table: Table) -> Select[Any]:
+        values = (table.c.hour_us, table.c.quantity, table.c.events)
+        return select(pair.account, pair.resource, *values).join_from(
+            table, usage_series, pair.series == table.c.series
+        )
+
+    return union_all(rows(usage_hourly), rows(usage_hourly_log)).subquery("hourly")
 
 
 _json = msgspec.json.Encoder().encode
@@ -195,6 +244,8 @@ class SqlUsageRepository:
         (``background_fold.py``) once it has committed (see ``logged``)."""
         self.conn = conn
         self._fold_inline = fold_inline
+        self._series_known = known_series(conn.engine)
+        self._new_series: dict[tuple[str, str], int] = {}
         self._postgres = conn.dialect.name == "postgresql"
         self._index = None if self._postgres else index_of(conn.engine)
         self._synced = False
@@ -547,15 +598,74 @@ class SqlUsageRepository:
         values: Iterable[tuple[Decimal | str, int]] = deltas.values()
         if not set(map(type, map(itemgetter(0), values))) <= {str}:  # the rest are Decimals
             values = [(q if type(q) is str else format(q, "f"), n) for q, n in values]
-        rows = map(add, deltas, values)  # (account, resource, hour, quantity, events)
+        pairs = list(map(_PAIR, deltas))
+        series = map(self._series_ids(pairs).__getitem__, pairs)
+        hours = map(_HOUR, deltas)
+        rows = map(add, zip(series, hours, strict=True), values)  # series, hour, quantity, n
         driver = driver_of(self.conn)
         if self._postgres:
             with driver.cursor() as cursor, cursor.copy(_LOG_COPY) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
-            insert_values(driver, _LOG_INSERT, 5, list(chain.from_iterable(rows)))
+            insert_values(driver, _LOG_INSERT, 4, list(chain.from_iterable(rows)))
         self._logged = True
+
+    # -- series: the (account, resource) pairs' numbers --------------------------------------
+
+    def _series_ids(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The numbers of these (account, resource) pairs, each numbered the first time it
+        has a rollup. Pairs this process has seen committed are known without a query."""
+        wanted = set(pairs)
+        known = self._series_known
+        ids = {pair: known[pair] for pair in known.keys() & wanted}
+        if len(ids) < len(wanted):
+            ids.update(self._series_of_new(wanted.difference(ids)))
+        return ids
+
+    def _series_of_new(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """Numbers of pairs this process does not know yet: those this transaction found or
+        made already, then those stored, then new ones, numbered now. They become known to
+        the process once this transaction has committed (``committed``): a number made by a
+        transaction that is rolled back is never taken for a stored one."""
+        pending = self._new_series
+        found = {pair: pending[pair] for pair in pending.keys() & pairs}
+        rest = pairs.difference(found)
+        if rest:
+            stored = self._stored_series(rest)
+            missing = rest.difference(stored)
+            if missing:  # in sorted order: writers side by side wait in one direction only
+                rows = sorted(missing)
+                driver = driver_of(self.conn)
+                if self._postgres:
+                    with driver.cursor() as cursor:
+                        cursor.execute(_PG_NEW_SERIES, _pg_pair_arrays(rows))
+                else:
+                    insert_rows(driver, _SERIES_INSERT, 2, rows, _SERIES_KEPT)
+                stored.update(self._stored_series(missing))
+            pending.update(stored)
+            found.update(stored)
+        return found
+
+    def _stored_series(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        driver = driver_of(self.conn)
+        found: dict[tuple[str, str], int] = {}
+        for chunk in chunks(pairs, _KEYS_PER_LOOKUP):
+            if self._postgres:
+                with driver.cursor() as cursor:
+                    cursor.execute(_PG_SERIES, _pg_pair_arrays(chunk))
+                    rows = cursor.fetchall()
+            else:
+                rows = driver.execute(_SQLITE_SERIES, (_json(chunk),)).fetchall()
+            found.update(((account, resource), series) for series, account, resource in rows)
+        return found
+
+    def committed(self) -> None:
+        """After commit: the pairs this transaction numbered or found are known to the
+        process from now on."""
+        if self._new_series:
+            self._series_known.update(self._new_series)
+            self._new_series = {}
 
     def fold_log(self) -> None:
         """Add the logged deltas into ``usage_hourly`` and empty the log, if it holds
@@ -703,11 +813,13 @@ class SqlUsageRepository:
     ) -> None:
         """Delete hourly rollups of these resources from ``start_us`` (to ``end_us``), and the
         open gauge segments of these resources when the range is open-ended."""
+        pair = usage_series.c
+        series = select(pair.series).where(
+            pair.account == account, pair.resource.in_(list(resources))
+        )
         for table in (usage_hourly, usage_hourly_log):  # the rollups and their logged deltas
             c = table.c
-            condition = and_(
-                c.account == account, c.resource.in_(list(resources)), c.hour_us >= start_us
-            )
+            condition = and_(c.series.in_(series), c.hour_us >= start_us)
             if end_us is not None:
                 condition = and_(condition, c.hour_us < end_us)
             self.conn.execute(delete(table).where(condition))
