@@ -62,15 +62,23 @@ def _log(key: Key) -> None:
     )
 
 
-def _move(table: str, columns: str, selected: str, join: str, create: Callable[[], None]) -> None:
+def _move(
+    table: str,
+    columns: str,
+    selected: str,
+    join: str,
+    create: Callable[[], None],
+    *,
+    order: str = "",
+) -> None:
     """Copy ``table`` aside with ``selected`` columns (joined through ``join``), drop it, have
-    ``create`` make it again, and fill it from the copy (``columns`` in order)."""
+    ``create`` make it again, and fill it from the copy (``columns``, in ``order`` if given)."""
     aside = f"{table}_0011"
     op.execute(f"CREATE TABLE {aside} AS SELECT {selected} FROM {table} AS t {join}")  # noqa: S608
     op.drop_table(table)
     create()
-    order = " ORDER BY seq" if "seq" in columns else ""
-    op.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {aside}{order}")  # noqa: S608
+    ordered = f" ORDER BY {order}" if order else ""
+    op.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {aside}{ordered}")  # noqa: S608
     op.drop_table(aside)
 
 
@@ -112,6 +120,7 @@ def upgrade() -> None:
         "t.seq, s.series, t.hour_us, t.quantity, t.events",
         join,
         lambda: _log([sa.Column("series", sa.Integer, nullable=False)]),
+        order="seq",
     )
     _restart_log_sequence()
 
@@ -138,6 +147,7 @@ def downgrade() -> None:
         "t.seq, s.account, s.resource, t.hour_us, t.quantity, t.events",
         join,
         lambda: _log(pair()),
+        order="seq",
     )
     _restart_log_sequence()
     op.drop_table("usage_series")
