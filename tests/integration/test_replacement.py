@@ -1,9 +1,11 @@
 """Replacement backfills on real databases: one account's window swapped for a corrected file,
-the originals kept, and the swap undone exactly; counters and gauges both."""
+the originals kept, and the swap undone exactly; counters and gauges both, for events sent one
+by one and as NDJSON lines (on SQLite, held in segments until a replacement takes them out)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -13,7 +15,8 @@ from synor_economics.adapters.clock import FixedClock
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
 from synor_economics.services.replacement import ReplacementError, ReplacementService
-from synor_economics.services.usage import UsageService
+from synor_economics.services.usage import Outcomes, UsageService
+from synor_economics.services.usage_input import Lines
 from tests.conftest import migrated_engine
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -22,12 +25,29 @@ END = datetime(2026, 11, 11, tzinfo=UTC)
 GB = 10**9
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+class LinesUsage(UsageService):
+    """Events sent as NDJSON lines: the columnar path, whose events SQLite keeps in segments
+    (a replacement takes them out as rows)."""
+
+    def ingest(self, raws: Sequence[object], *, source: str) -> Outcomes:
+        return super().ingest(Lines([json.dumps(raw).encode() for raw in raws]), source=source)
+
+
+@pytest.fixture(
+    params=[
+        ("sqlite", UsageService),
+        ("sqlite", LinesUsage),
+        pytest.param(("postgres", UsageService), marks=pytest.mark.postgres),
+        pytest.param(("postgres", LinesUsage), marks=pytest.mark.postgres),
+    ],
+    ids=["sqlite", "sqlite-lines", "postgres", "postgres-lines"],
+)
 def services(request: pytest.FixtureRequest) -> Iterator[tuple[UsageService, ReplacementService]]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    database, usage_kind = request.param
+    url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "postgres_url")
     engine = migrated_engine(url)
     uow, clock, catalog = SqlUnitOfWork(engine), FixedClock(NOW), load_default_catalog()
-    yield UsageService(uow, clock, catalog), ReplacementService(uow, clock, catalog)
+    yield usage_kind(uow, clock, catalog), ReplacementService(uow, clock, catalog)
     engine.dispose()
 
 

@@ -191,6 +191,24 @@ POSTGRESQL_ONLY = frozenset({"uq_usage_events_account_event_id"})
 """Constraints that exist on PostgreSQL only (``ddl_if``), which Alembic's comparison of a
 SQLite schema must skip."""
 
+usage_event_segments = Table(
+    "usage_event_segments",
+    metadata,
+    Column("segment", Seq, primary_key=True, autoincrement=True),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("min_ts_us", BigInteger, nullable=False),
+    Column("max_ts_us", BigInteger, nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("source", String(10), nullable=False),
+    Column("columns", LargeBinary, nullable=False),
+    Column("moved", LargeBinary, nullable=True),
+    UniqueConstraint("first_seq", name="uq_usage_event_segments_first_seq"),
+)
+"""SQLite: the plain counter events of a batch as one row of columns (``event_segments.py``),
+seqs ``first_seq`` on, from the same sequence as ``usage_events``; ``moved`` lists the rows a
+replacement took out into ``usage_events``. Empty on PostgreSQL, which stores rows."""
+
 usage_key_runs = Table(
     "usage_key_runs",
     metadata,

@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select, Subquery
 
+from synor_economics.adapters.sql import event_segments
 from synor_economics.adapters.sql.bulk import (
     chunks,
     driver_of,
@@ -237,6 +238,25 @@ without SQLAlchemy's per-row result processing, which cost more than the lookup.
 only: the events as they arrived (a replacement's are apart)."""
 
 
+_TIME_ORDER = itemgetter(2, 4)  # an ActiveEvent's ts_us, then seq
+
+
+def _segment_events(
+    segment: event_segments.Segment,
+    account: str,
+    resources: Collection[str],
+    start_us: int,
+    end_us: int | None,
+) -> Iterator[ActiveEvent]:
+    """The account's events of a segment in a window, as rollups are rebuilt from them."""
+    accounts, _, kinds, quantities, stamps, subjects, _, _ = segment.columns
+    end = end_us if end_us is not None else float("inf")
+    for row in segment.live():
+        if accounts[row] == account and kinds[row] in resources and start_us <= stamps[row] < end:
+            seq = segment.first_seq + row
+            yield ActiveEvent(kinds[row], subjects[row], stamps[row], Decimal(quantities[row]), seq)
+
+
 class SqlUsageRepository:
     def __init__(self, conn: Connection, *, fold_inline: bool = True) -> None:
         """``fold_inline``: whether ``finish`` folds a full rollup log in this transaction;
@@ -343,7 +363,8 @@ class SqlUsageRepository:
     ) -> dict[int, str]:
         """Store those of the counter events whose keys are not stored yet (generation 0);
         the stored fingerprint of each of the others, by row. The keys are hashed and looked up
-        once, for both (SQLite)."""
+        once, for both, and the new events stored as one segment (SQLite:
+        ``event_segments.py``)."""
         if not len(events):
             return {}
         if self._postgres:
@@ -361,15 +382,10 @@ class SqlUsageRepository:
             kept[list(stored)] = False
             hashes, checks = hashes[kept], checks[kept]
         if fresh:
-            self._append(
-                keys,
-                fresh.fingerprints,
-                (*fresh.columns()[:7], repeat(""), fresh.fingerprints),
-                received_us=received_us,
-                source=source,
-                generation=0,
-                entries=(hashes[:, 0], checks),
-            )
+            driver = driver_of(self.conn)
+            first = event_segments.next_seq(driver)
+            event_segments.append(driver, fresh.columns(), first, received_us, source)
+            self._stage(keys, fresh.fingerprints, (hashes[:, 0], checks), first)
         return stored
 
     def _add_new_postgres(
@@ -481,10 +497,14 @@ class SqlUsageRepository:
             wanted = set(map(keys.__getitem__, np.sort(positions).tolist()))
         found: dict[EventKey, str] = {}
         driver = driver_of(self.conn)
-        for chunk in chunks(np.sort(seqs).tolist(), _KEYS_PER_LOOKUP):  # in table order
+        listed = np.sort(seqs).tolist()
+        for chunk in chunks(listed, _KEYS_PER_LOOKUP):  # in table order
             for account, event_id, digest in driver.execute(_SQLITE_BY_SEQ, (_json(chunk),)):
                 if (account, event_id) in wanted:
                     found[(account, event_id)] = digest
+        for account, event_id, digest in event_segments.by_seq(driver, listed):
+            if (account, event_id) in wanted:
+                found[(account, event_id)] = digest
         return found
 
     def _synced_index(self) -> KeyIndex:
@@ -513,17 +533,27 @@ class SqlUsageRepository:
         replacement's generation needs no index: it is stored in one transaction, deduplicated
         within itself."""
         driver = driver_of(self.conn)
-        (last,) = driver.execute("SELECT COALESCE(MAX(seq), 0) FROM usage_events").fetchone()
-        count = len(keys)
+        first = event_segments.next_seq(driver)
         constants = repeat(received_us), repeat(source), repeat(generation)
-        rows = zip(count_from(last + 1), *columns, *constants)
+        rows = zip(count_from(first), *columns, *constants)
         insert_values(
             driver, _EVENTS_INSERT, len(_EVENT_FIELDS) + 1, list(chain.from_iterable(rows))
         )
         if entries is not None:
-            seqs = np.arange(last + 1, last + 1 + count, dtype=np.int64)
-            self._staged.append((*entries, seqs))
-            self._staged_keys.append((keys, fingerprints))
+            self._stage(keys, fingerprints, entries, first)
+
+    def _stage(
+        self,
+        keys: list[EventKey],
+        fingerprints: list[str],
+        entries: tuple[Hashes, Hashes],
+        first: int,
+    ) -> None:
+        """New keys of generation 0, stored at seqs ``first`` on, for the key index's run
+        (``finish``) and for lookups later in this transaction."""
+        seqs = np.arange(first, first + len(keys), dtype=np.int64)
+        self._staged.append((*entries, seqs))
+        self._staged_keys.append((keys, fingerprints))
 
     def _new_keys(self, keys: list[EventKey], fingerprints: list[str]) -> tuple[Hashes, Hashes]:
         """The keys' index entries (sort keys, checks), refused if any key is stored or
@@ -764,6 +794,11 @@ class SqlUsageRepository:
         return [Replacement(**row._mapping) for row in self.conn.execute(query)]
 
     def supersede(self, account: str, start_us: int, end_us: int, by: int) -> int:
+        """Take the account's counted events in the window out of the count (SQLite: those
+        held in segments are first taken out of them, as rows, which are then marked)."""
+        if not self._postgres:
+            taken = event_segments.take_out(driver_of(self.conn), account, start_us, end_us)
+            insert_rows(driver_of(self.conn), _EVENTS_INSERT, len(_EVENT_FIELDS) + 1, taken)
         c = usage_events.c
         result = self.conn.execute(
             update(usage_events)
@@ -806,7 +841,13 @@ class SqlUsageRepository:
         )
         if end_us is not None:
             query = query.where(c.ts_us < end_us)
-        return [ActiveEvent(*row) for row in self.conn.execute(query)]
+        events = [ActiveEvent(*row) for row in self.conn.execute(query)]
+        if self._postgres:
+            return events
+        for segment in event_segments.scan(driver_of(self.conn), start_us, end_us):
+            events.extend(_segment_events(segment, account, set(resources), start_us, end_us))
+        events.sort(key=_TIME_ORDER)
+        return events
 
     def clear_rollups(
         self, account: str, resources: Collection[str], start_us: int, end_us: int | None
