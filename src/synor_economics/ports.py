@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -152,6 +153,37 @@ GaugeKey = tuple[str, str, str]
 """(account, resource, subject): one gauge's level."""
 
 
+@dataclass(frozen=True, slots=True)
+class HourlyDeltas:
+    """Rollup deltas as columns: the (account, resource) pairs, and for each delta the index
+    of its pair, its hour's start (µs), its quantity (canonical decimal text) and its number of
+    events. A columnar batch's deltas are made in this form where it is screened
+    (``usage_columns``), with no Python object per event."""
+
+    pairs: list[tuple[str, str]]
+    pair: list[int]
+    hour_us: list[int]
+    quantity: list[str]
+    events: list[int]
+
+    def __len__(self) -> int:
+        return len(self.pair)
+
+    @classmethod
+    def of(cls, deltas: Mapping[HourKey, tuple[Decimal | str, int]]) -> HourlyDeltas:
+        """The same deltas given by key."""
+        numbers: dict[tuple[str, str], int] = {}
+        pair = [numbers.setdefault(key[:2], len(numbers)) for key in deltas]
+        quantities = [q if type(q) is str else format(q, "f") for q, _ in deltas.values()]
+        return cls(
+            list(numbers),
+            pair,
+            [key[2] for key in deltas],
+            quantities,
+            [n for _, n in deltas.values()],
+        )
+
+
 class UsageRepository(Protocol):
     """Storage of usage: events (unique per account and id), hourly rollups, gauge levels and
     dead letters. Writes happen inside ``UsageUnitOfWork.write``, which serialises writers."""
@@ -190,6 +222,10 @@ class UsageRepository(Protocol):
         """Add (quantity, events) to these hourly rollups, creating the missing ones, exactly
         and safely against concurrent writers. A quantity is a decimal or its canonical text
         (``format(q, "f")``)."""
+        ...
+
+    def add_hourly_columns(self, deltas: HourlyDeltas) -> None:
+        """:meth:`add_hourly` for deltas given as columns."""
         ...
 
     def open_gauges(self, keys: Collection[GaugeKey]) -> dict[GaugeKey, Level]:

@@ -17,6 +17,7 @@ from synor_economics.adapters.clock import FixedClock
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
 from synor_economics.domain.usage import EventColumns
+from synor_economics.ports import HourlyDeltas
 from synor_economics.services.usage import Outcomes, Screened, UsageService
 from synor_economics.services.usage_columns import PlainRows
 from synor_economics.services.usage_input import Lines
@@ -116,7 +117,13 @@ def test_a_batch_that_cannot_be_stored_fails_alone(usage: UsageService) -> None:
     screened = usage.screen_batch(texts(("x", "1")), "http")
     assert screened.plain is not None
     twice = EventColumns.take(screened.plain.events, [0, 0])
-    broken = Screened(screened.intake, [], 2, PlainRows([0, 1], twice), screened.raw)
+    broken = Screened(
+        screened.intake,
+        [],
+        2,
+        PlainRows([0, 1], twice, HourlyDeltas([], [], [], [], [])),
+        screened.raw,
+    )
     bad = usage.submit(broken)
     later = usage.submit(usage.screen_batch(texts(("c", "4")), "http"))
     release.set()

@@ -1,17 +1,22 @@
-"""A columnar batch's rollup deltas (``services/usage._hourly_deltas``): sums by account,
+"""A columnar batch's rollup deltas, by key (``services/usage._hourly_deltas``) and as columns
+made where a batch is screened (``services/usage_columns.hourly_deltas``): sums by account,
 resource and hour made in C where each hour has one event, added up exactly where it has
-several; held to a plain loop of exact additions."""
+several; both held to a plain loop of exact additions."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synor_economics.domain.meters import HOUR_US
 from synor_economics.domain.usage import EventColumns
+from synor_economics.ports import HourlyDeltas
 from synor_economics.services.usage import _hourly_deltas
+from synor_economics.services.usage_columns import hourly_deltas
 
 _START = 1_790_000_000_000_000 - 1_790_000_000_000_000 % HOUR_US
 _EVENT = st.tuples(
@@ -49,3 +54,60 @@ def test_deltas_are_the_exact_sums_by_hour(events: list[tuple[str, str, int, str
         key = (account, resource, ts_us - ts_us % HOUR_US)
         if key in singles:
             assert deltas[key][0] == quantity
+
+
+@settings(max_examples=300)
+@given(st.lists(_EVENT, max_size=40))
+def test_columnar_deltas_are_the_same_sums(events: list[tuple[str, str, int, str]]) -> None:
+    """``usage_columns.hourly_deltas``, made from the screened columns, holds the same sums
+    and counts, and a single event's quantity text as it is."""
+    accounts = [a for a, _, _, _ in events]
+    resources = [r for _, r, _, _ in events]
+    stamps = [t for _, _, t, _ in events]
+    quantities = [q for _, _, _, q in events]
+    columns = hourly_deltas(
+        pa.chunked_array([pa.array(accounts, pa.string())]),
+        pa.chunked_array([pa.array(resources, pa.string())]),
+        np.array(stamps, dtype=np.int64),
+        pa.chunked_array([pa.array(quantities, pa.string())]),
+    )
+    by_key = {
+        (*columns.pairs[pair], hour): (quantity, n)
+        for pair, hour, quantity, n in zip(
+            columns.pair, columns.hour_us, columns.quantity, columns.events, strict=True
+        )
+    }
+    assert len(by_key) == len(columns)
+    reference = _hourly_deltas(_event_columns(events))
+    assert by_key == reference
+
+
+def _event_columns(events: list[tuple[str, str, int, str]]) -> EventColumns:
+    return EventColumns(
+        accounts=[a for a, _, _, _ in events],
+        ids=[str(n) for n in range(len(events))],
+        resources=[r for _, r, _, _ in events],
+        quantities=[q for _, _, _, q in events],
+        ts_us=[t for _, _, t, _ in events],
+        subjects=[""] * len(events),
+        operators=[""] * len(events),
+        fingerprints=[""] * len(events),
+        digests=bytes(16 * len(events)),
+    )
+
+
+def test_deltas_by_key_become_columns() -> None:
+    deltas = HourlyDeltas.of(
+        {
+            ("a", "cpu", 0): (Decimal("1.50"), 2),
+            ("b", "cpu", 3600): ("7", 1),
+            ("a", "cpu", 7200): ("2", 1),
+        }
+    )
+    assert deltas.pairs == [("a", "cpu"), ("b", "cpu")]
+    assert (deltas.pair, deltas.hour_us, deltas.quantity, deltas.events) == (
+        [0, 1, 0],
+        [0, 3600, 7200],
+        ["1.50", "7", "2"],
+        [2, 1, 1],
+    )

@@ -55,6 +55,7 @@ from synor_economics.ports import (
     ConcurrentWriteError,
     GaugeKey,
     HourKey,
+    HourlyDeltas,
     UsageRepository,
     UsageUnitOfWork,
 )
@@ -353,7 +354,10 @@ def _store_plain(repo: UsageRepository, screened: Screened) -> list[EventStatus 
                 index = plain.positions[row]
                 intake.refuse(index, screened.raw[index], EventStatus.CONFLICT, "id", _CONFLICT)
         fresh = events.without(seen.keys())
-    repo.add_hourly(_hourly_deltas(fresh))
+    # Summed where the batch was screened, for every row; a batch with rows stored already
+    # has its fresh rows' deltas summed again.
+    deltas = plain.deltas if fresh is events else HourlyDeltas.of(_hourly_deltas(fresh))
+    repo.add_hourly_columns(deltas)
     return statuses
 
 
