@@ -70,6 +70,7 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
     """Assemble the product from settings (the environment's, unless given). ``clock`` stands
     in for the system clock where time must be controlled (tests, demonstrations)."""
     from synor_economics.adapters.clock import SystemClock
+    from synor_economics.adapters.sql.checkpoint import checkpointer_for
     from synor_economics.adapters.sql.engine import make_engine
     from synor_economics.adapters.sql.schema import SqlSchema
     from synor_economics.adapters.sql.uow import ORACLE_LOCK_KEY, USAGE_LOCK_KEY, SqlUnitOfWork
@@ -93,11 +94,14 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         load_catalog(settings.catalog_path) if settings.catalog_path else load_default_catalog()
     )
     clock = clock or SystemClock()
-    uow = SqlUnitOfWork(engine)
-    usage_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, shared=True, fold_apart=True)
-    replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY)
+    checkpoints = checkpointer_for(engine)  # SQLite's log copied back on a thread of its own
+    uow = SqlUnitOfWork(engine, checkpoints=checkpoints)
+    usage_uow = SqlUnitOfWork(
+        engine, lock_key=USAGE_LOCK_KEY, shared=True, fold_apart=True, checkpoints=checkpoints
+    )
+    replacing_uow = SqlUnitOfWork(engine, lock_key=USAGE_LOCK_KEY, checkpoints=checkpoints)
     ledger = LedgerService(uow, clock)
-    chain_uow = SqlUnitOfWork(engine, lock_key=ORACLE_LOCK_KEY)
+    chain_uow = SqlUnitOfWork(engine, lock_key=ORACLE_LOCK_KEY, checkpoints=checkpoints)
     runtime = ChainRuntime(settings, chain_uow, clock)
     oracle = OracleService(
         chain_uow,
@@ -130,6 +134,8 @@ def build(settings: Settings | None = None, *, clock: Clock | None = None) -> Sy
         usage.close()
         usage_uow.close()
         stream.close()
+        if checkpoints is not None:
+            checkpoints.close()
         engine.dispose()
 
     return System(

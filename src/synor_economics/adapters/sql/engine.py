@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from synor_economics.adapters.sql.checkpoint import AUTOCHECKPOINT_PAGES
 from synor_economics.domain.meters import EXACT
 
 WRITE_OPTION = "synor_write"
@@ -44,6 +45,9 @@ def _sqlite_engine(url: str, database: str | None, *, echo: bool) -> Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # Checkpoints run on a thread of their own (``checkpoint.py``); a writer makes one
+        # itself only when the log grows this long.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")

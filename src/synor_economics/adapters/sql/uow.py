@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
-from synor_economics.adapters.sql.background_fold import BackgroundFold
+from synor_economics.adapters.sql.background import BackgroundTask
 from synor_economics.adapters.sql.billing_repository import SqlBillingRepository
+from synor_economics.adapters.sql.checkpoint import Checkpointer
 from synor_economics.adapters.sql.engine import WRITE_OPTION
 from synor_economics.adapters.sql.ledger_repository import SqlLedgerRepository
 from synor_economics.adapters.sql.oracle_repository import SqlOracleRepository
@@ -75,8 +76,10 @@ class SqlUnitOfWork:
     whatever the lock.
 
     ``fold_apart``: on PostgreSQL, a write that logged rollup deltas has the log folded on a
-    thread and connection of their own once it has committed (``background_fold.py``), under
-    the same lock, instead of folding a full log itself; ``close`` stops that thread."""
+    thread and connection of their own once it has committed (``background.py``), under
+    the same lock, instead of folding a full log itself; ``close`` stops that thread.
+    ``checkpoints``: on SQLite, asked for a WAL checkpoint after each write commits
+    (``checkpoint.py``)."""
 
     def __init__(
         self,
@@ -85,12 +88,22 @@ class SqlUnitOfWork:
         *,
         shared: bool = False,
         fold_apart: bool = False,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         self.engine = engine
         self.lock_key = lock_key
         self._shared = shared
+        self._checkpoints = checkpoints
         apart = fold_apart and engine.dialect.name == "postgresql"
-        self._folder = BackgroundFold(self) if apart else None
+        self._folder = (
+            BackgroundTask(
+                self.fold,
+                name="synor-rollup-fold",
+                failure="folding the usage rollup log failed; it is retried later",
+            )
+            if apart
+            else None
+        )
 
     def fold(self) -> None:
         """Fold the rollup log, if full, in a write transaction of its own."""
@@ -111,6 +124,8 @@ class SqlUnitOfWork:
         transaction.usage.committed()
         if folder is not None and transaction.usage.logged:
             folder.ask()
+        if self._checkpoints is not None:
+            self._checkpoints.ask()
 
     @contextmanager
     def _transaction(self, *, exclusive: bool, fold_inline: bool) -> Iterator[SqlTransaction]:

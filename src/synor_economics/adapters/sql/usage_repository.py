@@ -265,7 +265,7 @@ class SqlUsageRepository:
     def __init__(self, conn: Connection, *, fold_inline: bool = True) -> None:
         """``fold_inline``: whether ``finish`` folds a full rollup log in this transaction;
         where it does not, whoever opened the transaction has the log folded apart
-        (``background_fold.py``) once it has committed (see ``logged``)."""
+        (``background.py``) once it has committed (see ``logged``)."""
         self.conn = conn
         self._fold_inline = fold_inline
         self._series_known = known_series(conn.engine)

@@ -1,5 +1,5 @@
-"""The fold thread: started by the first ask, asks during a fold merged into one more, a
-failing fold logged and the thread kept, nothing asked after close."""
+"""A background task (here a fold): started by the first ask, asks during a run merged into
+one more, a failing run logged and the thread kept, nothing run after close."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from synor_economics.adapters.sql.background_fold import BackgroundFold
+from synor_economics.adapters.sql.background import BackgroundTask
 
 
 class Folding:
@@ -33,7 +33,7 @@ class Folding:
 
 def test_asks_during_a_fold_make_one_more_fold() -> None:
     folding = Folding()
-    folder = BackgroundFold(folding)
+    folder = BackgroundTask(folding.fold, name="synor-test-fold", failure="folding failed")
     folder.ask()
     assert folding.started.wait(10)
     for _ in range(5):  # while the first fold runs
@@ -51,7 +51,7 @@ def test_a_failing_fold_is_logged_and_the_next_ask_folds(
     folding = Folding()
     folding.fail_next = True
     folding.release.set()
-    folder = BackgroundFold(folding)
+    folder = BackgroundTask(folding.fold, name="synor-test-fold", failure="folding failed")
     with caplog.at_level(logging.ERROR):
         folder.ask()
         assert folding.done.acquire(timeout=10)
@@ -59,13 +59,13 @@ def test_a_failing_fold_is_logged_and_the_next_ask_folds(
     assert folding.done.acquire(timeout=10)
     folder.close()
     assert folding.calls == 2
-    assert "folding the usage rollup log failed" in caplog.text
+    assert "folding failed" in caplog.text
 
 
 def test_nothing_is_folded_after_close() -> None:
     folding = Folding()
     folding.release.set()
-    folder = BackgroundFold(folding)
+    folder = BackgroundTask(folding.fold, name="synor-test-fold", failure="folding failed")
     folder.close()  # never started: nothing to join
     folder.ask()
     assert not folding.done.acquire(timeout=0.2)
