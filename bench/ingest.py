@@ -17,10 +17,14 @@ Every figure goes through the product's own path into a fresh SQLite database:
   memory          (with ``--memory-events N``) peak resident memory of ``synor usage ingest``
                   backfilling a file of N events, against the same run on N/10: bounded means
                   the two are about the same
+  SIGKILL x10     (with ``--kill-events N``) exactly once, full size: N events and N/3 replays
+                  in a stream, ten ``synor worker`` processes in turn each killed with SIGKILL
+                  at a random moment, then one that drains; every total must be exact (exit 1
+                  if not)
 
 Usage: python bench/ingest.py [--events 200000] [--accounts 1000] [--http-events 100000]
-                              [--stream-events 100000] [--memory-events 0] [--redis-url URL]
-                              [--postgres-url URL]
+                              [--stream-events 100000] [--memory-events 0] [--kill-events 0]
+                              [--redis-url URL] [--postgres-url URL]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import os
 import random
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -248,7 +253,7 @@ def stream_figure(
         launched = time.perf_counter()
         processes = [
             subprocess.Popen(  # our own console script
-                [script, "worker", "--drain", "--batch", "2000", "--consumer", f"w{i}"],
+                [script, "worker", "--drain", "--consumer", f"w{i}"],  # its default batch
                 env={**env, "COLUMNS": "200"},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -270,6 +275,86 @@ def stream_figure(
     return len(events) / (ended - up), len(events) / (ended - launched), busy / len(events)
 
 
+def kill_figure(
+    count: int, accounts: int, redis_url: str, postgres_url: str, folder: Path
+) -> tuple[bool, str]:
+    """Exactly once under SIGKILL, full size: ``count`` events and a third as many replays
+    (producers retrying), shuffled into a stream; ten ``synor worker`` processes in turn, each
+    killed with SIGKILL at a random moment once it has started reading, then one that drains
+    the rest. Every account's total of every resource, and its count of events, must be the
+    exact sums of the events (nothing lost, nothing counted twice); nothing may stay pending or
+    be dead-lettered. The suite runs the same thing small (``tests/e2e/test_worker_kill.py``)."""
+    from synor_economics.adapters.sql.engine import scratch_postgres
+    from synor_economics.adapters.stream.redis_stream import RedisEventStream
+
+    rng = random.Random(20261124)
+    events = make_events(count, accounts, seed=17)
+    sent = events + rng.sample(events, count // 3)
+    rng.shuffle(sent)
+    name = f"synor:bench:{uuid.uuid4().hex[:8]}"
+    with scratch_postgres(postgres_url, prefix="synor_bench") as url:
+        settings = Settings(
+            data_dir=folder, database_url=url, stream_url=redis_url, stream_name=name
+        )
+        system = build(settings)  # migrate, create the group
+        stream = RedisEventStream(redis_url, name, settings.stream_group)
+        stream.publish([json.dumps(e).encode() for e in sent])
+        env = {**os.environ, "SYNOR_DATABASE_URL": url, "SYNOR_STREAM_URL": redis_url,
+               "SYNOR_STREAM_NAME": name}  # fmt: skip
+        # Entries a killed worker held are taken over by the next once idle for 0.3 s.
+        script = str(Path(sys.executable).with_name("synor"))
+        worker = [script, "worker", "--no-schedule", "--claim-idle", "0.3"]
+        landed = 0
+        for _ in range(10):
+            before, deadline = _acknowledged(stream, name), time.monotonic() + 60
+            process = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)  # fmt: skip
+            while before == _acknowledged(stream, name) < len(sent) and time.monotonic() < deadline:
+                time.sleep(0.02)  # counting now: killed at a random moment from here
+            time.sleep(rng.uniform(0.05, 1.0))
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            landed += _acknowledged(stream, name) < len(sent)
+        subprocess.run([*worker, "--drain"], env=env, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=600)  # fmt: skip
+        wrong = _wrong_totals(system, events)
+        pending, dead = stream.pending(), len(stream.dead_letters(count=10))
+        stream.client.delete(name, f"{name}:dead")
+        stream.close()
+        system.close()
+    exact = not wrong and pending == 0 and dead == 0
+    return exact, (
+        f"{count:,} events + {count // 3:,} replays, 10 SIGKILLs ({landed} mid-stream), "
+        f"{accounts:,} accounts: "
+        + ("every total exact" if exact else f"WRONG: {wrong[:3]}, pending {pending}, dead {dead}")
+    )
+
+
+def _acknowledged(stream: Any, name: str) -> int:
+    """Entries of the stream counted and acknowledged so far: read by the group, less those
+    still pending."""
+    (group,) = stream.client.xinfo_groups(name)
+    return int(group["entries-read"] or 0) - int(group["pending"])
+
+
+def _wrong_totals(system: Any, events: list[dict[str, Any]]) -> list[str]:
+    """The (account, resource) pairs whose counted quantity or events differ from the sums."""
+    expected: dict[tuple[str, str], tuple[int, int]] = {}
+    months = set()
+    for e in events:
+        quantity, n = expected.get((e["account"], e["resource"]), (0, 0))
+        expected[(e["account"], e["resource"])] = (quantity + int(e["quantity"]), n + 1)
+        months.add(e["ts"][:7])
+    counted: dict[tuple[str, str], tuple[int, int]] = {}
+    for account in {account for account, _ in expected}:
+        for month in months:
+            for row in system.usage.period_usage(account, month).resources:
+                quantity, n = counted.get((account, row.resource.id), (0, 0))
+                counted[(account, row.resource.id)] = (quantity + int(row.raw), n + row.events)
+    return [f"{pair}: {counted.get(pair)} != {sums}" for pair, sums in expected.items()
+            if counted.get(pair) != sums]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,6 +366,9 @@ def main() -> None:
     parser.add_argument("--stream-events", type=int, default=100_000)
     parser.add_argument(
         "--memory-events", type=int, default=0, help="also measure memory at this size (10M)"
+    )
+    parser.add_argument(
+        "--kill-events", type=int, default=0, help="also prove exactly-once under SIGKILL (1M)"
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
@@ -323,6 +411,14 @@ def main() -> None:
                       f"{cores} cores)")  # fmt: skip
         if args.memory_events:
             memory_figures(args.memory_events, args.accounts, Path(folder))
+        if args.kill_events:
+            started = time.perf_counter()
+            exact, summary = kill_figure(
+                args.kill_events, args.accounts, args.redis_url, args.postgres_url, Path(folder)
+            )
+            print(f"SIGKILL x10     {summary} ({time.perf_counter() - started:,.0f} s)")
+            if not exact:
+                raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Exactly once, proved the hard way: ``synor worker`` processes are killed with SIGKILL at
 random points while they consume a stream full of replays, ten times over, then one drains
 what is left. The totals in PostgreSQL equal the exact sums: nothing lost, nothing doubled.
-(``bench/ingest.py``-sized runs of the same thing are for the benchmark; this one is small.)"""
+(``bench/ingest.py --kill-events 1000000`` runs the same thing full size; this one is small.)"""
 
 from __future__ import annotations
 

@@ -13,7 +13,12 @@ from rich.console import Console
 
 from synor_economics.cli.app import system_of
 from synor_economics.services.scheduler import BillingScheduler
-from synor_economics.services.stream_ingest import StreamWorker, WorkerOptions, WorkerStats
+from synor_economics.services.stream_ingest import (
+    DEFAULT_BATCH,
+    StreamWorker,
+    WorkerOptions,
+    WorkerStats,
+)
 
 
 def worker(
@@ -22,7 +27,9 @@ def worker(
         str | None,
         typer.Option(help="This consumer's name in the group (default: host-pid)."),
     ] = None,
-    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Entries per transaction.")] = 1000,
+    batch: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Most entries per transaction.")
+    ] = DEFAULT_BATCH,
     claim_idle: Annotated[
         float,
         typer.Option(help="Seconds an entry sits unacknowledged before it is taken over."),

@@ -52,9 +52,17 @@ class WorkerStats:
     outages: int = 0
 
 
+DEFAULT_BATCH = 10_000
+"""Most entries read, counted and acknowledged at a time (one transaction). A read takes what
+is there, up to this, so a quiet stream still makes small batches; under load, a batch pays its
+transaction's fixed costs (the lock, the commit's flush, the copies' set-up, the
+acknowledgement) for more events: one worker into PostgreSQL went from about 75k to 93k events/s
+between batches of 2,000 and 10,000, and a batch of 10,000 takes about 0.1 s."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    batch: int = 1000
+    batch: int = DEFAULT_BATCH
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     """How long an entry sits unacknowledged before another consumer may take it over."""
