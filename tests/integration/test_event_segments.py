@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 import xxhash
 from sqlalchemy import Engine, text
 
 from synor_economics.adapters.sql import event_segments
+from synor_economics.adapters.sql.usage_repository import _segment_events
 from synor_economics.catalog import load_default_catalog
 from synor_economics.domain import usage as usage_domain
 from synor_economics.domain.usage import EventStatus
@@ -176,6 +179,23 @@ def test_migration_0012_puts_segments_back_as_rows_and_back(sqlite_url: str) -> 
 
 def test_a_segment_of_an_unknown_format_is_refused() -> None:
     packed = event_segments.pack((["a"], ["e"], ["compute.cpu"], ["1"], [0], [""], [""], ["f"]))
-    assert event_segments.unpack(packed)[1] == ["e"]
+    assert msgspec.msgpack.decode(event_segments.unpack(packed)[1]) == ["e"]
     with pytest.raises(ValueError, match="format"):
         event_segments.unpack(b"\x99\x02" + packed[2:])
+
+
+def test_a_segment_decodes_only_the_columns_read(sqlite_url: str) -> None:
+    """A gauge's history looks at a segment's resources and no further; a reader of one column
+    decodes that column alone."""
+    engine = migrated_engine(sqlite_url)
+    usage = service(engine)
+    usage.ingest(lines(event("e1", "1"), event("e2", "2")), source="file")
+    driver = engine.raw_connection().driver_connection
+    (segment,) = event_segments.scan(driver)
+    assert list(_segment_events(segment, "acct_42", {"storage.storage"}, 0, None)) == []
+    assert set(segment._decoded) == {event_segments.RESOURCE}
+    assert segment.column(event_segments.EVENT_ID) == ["e1", "e2"]
+    assert set(segment._decoded) == {event_segments.RESOURCE, event_segments.EVENT_ID}
+    counted = list(_segment_events(segment, "acct_42", {"compute.cpu"}, 0, None))
+    assert [(e.quantity, e.seq) for e in counted] == [(Decimal(1), 1), (Decimal(2), 2)]
+    engine.dispose()

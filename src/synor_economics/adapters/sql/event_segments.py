@@ -18,17 +18,19 @@ readers skip. So every other rule about events (replacements, reverts, gauges) s
 rows, and a segment's live events are always plain, counted, original events.
 
 Readers: dedup reads candidate events by seq (``by_seq``), a replacement's rebuild reads an
-account's events in a window (``scan``). Both decode whole segments: a scan reads every
-segment whose time range meets the window (about 20 ms per 50,000 events), which replacements,
-rare and by hand, can afford; dedup reads a segment only for a candidate that its check does not
-settle (a conflict, or a sort key shared by two keys). PostgreSQL stores rows (COPY into the
+account's events in a window (``scan``). A segment's columns are decoded as they are read
+(``Segment.column``): a scan reads every segment whose time range meets the window and decodes
+its accounts, resources and times (about 3 ms per 50,000 events), the other columns (about 15
+ms) only where some row is wanted, which replacements, rare and by hand, can afford; dedup reads
+a segment only for a candidate that its check does not settle (a conflict, or a sort key shared
+by two keys), and decodes the three columns it compares. PostgreSQL stores rows (COPY into the
 unique constraint that is its dedup index), and never segments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -44,36 +46,59 @@ _FORMAT = 1
 """The packing's version, first in every packed segment."""
 
 _encode = msgspec.msgpack.Encoder().encode
-_Packed = tuple[
-    int, list[str], list[str], list[str], list[str], list[int], list[str], list[str], list[str]
-]
-_decode_columns: Callable[[bytes], _Packed] = msgspec.msgpack.Decoder(_Packed).decode
-_decode_moved = msgspec.msgpack.Decoder(list[int]).decode
+_Raw = msgspec.Raw
+_Packed = tuple[int, _Raw, _Raw, _Raw, _Raw, _Raw, _Raw, _Raw, _Raw]
+_decode_packed: Callable[[bytes], _Packed] = msgspec.msgpack.Decoder(_Packed).decode
+"""A segment's columns still packed, each decoded only when read: a reader that needs three
+of eight decodes three (the ids and fingerprints, the longest texts, cost the most)."""
+_decode_texts = msgspec.msgpack.Decoder(list[str]).decode
+_decode_numbers = msgspec.msgpack.Decoder(list[int]).decode
+_decode_moved = _decode_numbers
+ACCOUNT, EVENT_ID, RESOURCE, QUANTITY, TS_US, SUBJECT, OPERATOR, FINGERPRINT = range(8)
+"""Positions of the columns."""
 
 _INSERT = (
     "INSERT INTO usage_event_segments "
     "(first_seq, events, min_ts_us, max_ts_us, received_us, source, columns) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_SELECT = "SELECT segment, first_seq, received_us, source, columns, moved FROM usage_event_segments"
+_SELECT = (
+    "SELECT segment, first_seq, events, received_us, source, columns, moved "
+    "FROM usage_event_segments"
+)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Segment:
-    """One segment, decoded."""
+    """One segment, its columns decoded as they are read (``column``)."""
 
     segment: int
     first_seq: int
+    events: int
     received_us: int
     source: str
-    columns: Columns
+    packed: list[_Raw]
     moved: frozenset[int]
     """Rows taken out into ``usage_events`` (by a replacement): no longer here."""
+    _decoded: dict[int, list[Any]] = field(default_factory=dict)
+
+    def column(self, position: int) -> list[Any]:
+        """One column (``ACCOUNT`` … ``FINGERPRINT``), decoded once."""
+        found = self._decoded.get(position)
+        if found is None:
+            decode = _decode_numbers if position == TS_US else _decode_texts
+            found = self._decoded[position] = decode(self.packed[position])
+        return found
+
+    @property
+    def columns(self) -> Columns:
+        """Every column, decoded."""
+        return tuple(self.column(position) for position in range(8))  # type: ignore[return-value]
 
     def live(self) -> Iterator[int]:
         """The rows still held here, in order."""
         moved = self.moved
-        return (row for row in range(len(self.columns[0])) if row not in moved)
+        return (row for row in range(self.events) if row not in moved)
 
     def event_row(self, row: int, generation: int = 0) -> tuple[Any, ...]:
         """The event at ``row`` as a row of ``usage_events``: seq, then its fields in the
@@ -92,11 +117,12 @@ def pack(columns: Columns) -> bytes:
     return _encode((_FORMAT, *columns))
 
 
-def unpack(packed: bytes) -> Columns:
-    decoded = _decode_columns(packed)
+def unpack(packed: bytes) -> list[_Raw]:
+    """The columns of a packed segment, each still packed."""
+    decoded = _decode_packed(packed)
     if decoded[0] != _FORMAT:
         raise ValueError(f"unknown event segment format {decoded[0]}")
-    return decoded[1:]
+    return list(decoded[1:])
 
 
 def append(driver: Any, columns: Columns, first_seq: int, received_us: int, source: str) -> None:
@@ -133,7 +159,8 @@ def by_seq(driver: Any, seqs: Collection[int]) -> Iterator[tuple[str, str, str]]
     for segment in np.unique(segments[at[inside]]).tolist():
         found = _one(driver, segment)
         rows = wanted[inside & (segments[np.maximum(at, 0)] == segment)] - found.first_seq
-        accounts, ids, fingerprints = found.columns[0], found.columns[1], found.columns[7]
+        accounts, ids = found.column(ACCOUNT), found.column(EVENT_ID)
+        fingerprints = found.column(FINGERPRINT)
         for row in rows.tolist():
             if row not in found.moved:
                 yield accounts[row], ids[row], fingerprints[row]
@@ -157,7 +184,7 @@ def take_out(driver: Any, account: str, start_us: int, end_us: int) -> list[tupl
     ``usage_events`` (same seqs), for the caller to insert, and their places listed as moved."""
     taken: list[tuple[Any, ...]] = []
     for segment in scan(driver, start_us, end_us):
-        accounts, stamps = segment.columns[0], segment.columns[4]
+        accounts, stamps = segment.column(ACCOUNT), segment.column(TS_US)
         rows = [
             row
             for row in segment.live()
@@ -179,10 +206,11 @@ def _one(driver: Any, segment: int) -> Segment:
 
 
 def _decoded(row: tuple[Any, ...]) -> Segment:
-    segment, first_seq, received_us, source, packed, moved = row
+    segment, first_seq, events, received_us, source, packed, moved = row
     return Segment(
         segment,
         first_seq,
+        events,
         received_us,
         source,
         unpack(packed),

@@ -248,17 +248,29 @@ _TIME_ORDER = itemgetter(2, 4)  # an ActiveEvent's ts_us, then seq
 def _segment_events(
     segment: event_segments.Segment,
     account: str,
-    resources: Collection[str],
+    resources: set[str],
     start_us: int,
     end_us: int | None,
 ) -> Iterator[ActiveEvent]:
-    """The account's events of a segment in a window, as rollups are rebuilt from them."""
-    accounts, _, kinds, quantities, stamps, subjects, _, _ = segment.columns
+    """The account's events of a segment in a window, as rollups are rebuilt from them: the
+    columns that tell which rows are decoded first, the rest only if some row is."""
+    kinds = segment.column(event_segments.RESOURCE)
+    if resources.isdisjoint(kinds):  # say, a gauge's history: segments hold counters only
+        return
+    accounts, stamps = segment.column(event_segments.ACCOUNT), segment.column(event_segments.TS_US)
     end = end_us if end_us is not None else float("inf")
-    for row in segment.live():
-        if accounts[row] == account and kinds[row] in resources and start_us <= stamps[row] < end:
-            seq = segment.first_seq + row
-            yield ActiveEvent(kinds[row], subjects[row], stamps[row], Decimal(quantities[row]), seq)
+    rows = [
+        row
+        for row in segment.live()
+        if accounts[row] == account and kinds[row] in resources and start_us <= stamps[row] < end
+    ]
+    if not rows:
+        return
+    quantities = segment.column(event_segments.QUANTITY)
+    subjects = segment.column(event_segments.SUBJECT)
+    for row in rows:
+        seq = segment.first_seq + row
+        yield ActiveEvent(kinds[row], subjects[row], stamps[row], Decimal(quantities[row]), seq)
 
 
 class SqlUsageRepository:
@@ -852,8 +864,9 @@ class SqlUsageRepository:
         events = [ActiveEvent(*row) for row in self.conn.execute(query)]
         if self._postgres:
             return events
+        wanted = set(resources)
         for segment in event_segments.scan(driver_of(self.conn), start_us, end_us):
-            events.extend(_segment_events(segment, account, set(resources), start_us, end_us))
+            events.extend(_segment_events(segment, account, wanted, start_us, end_us))
         events.sort(key=_TIME_ORDER)
         return events
 
