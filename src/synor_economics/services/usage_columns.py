@@ -198,7 +198,7 @@ def hourly_deltas(
     Why here and so. Summed by key in Python (a tuple and a dict entry per event, then the
     series of each pair looked up per delta), a batch's deltas cost about a microsecond an
     event of interpreter time, which every thread of ingestion shares. Here the pairs are
-    numbered by pyarrow's dictionary encoding, an (pair, hour) code per event is grouped by
+    numbered by pyarrow's dictionary encoding, a (pair, hour) code per event is grouped by
     numpy, and an hour with one event (most of them) takes that event's quantity text as it
     is; only the events of hours with several are added up, exactly, in Python."""
     account_codes, account_names = _codes(accounts)

@@ -127,7 +127,7 @@ def unpack(packed: bytes) -> list[_Raw]:
 
 def append(driver: Any, columns: Columns, first_seq: int, received_us: int, source: str) -> None:
     """Store one segment of events, seqs from ``first_seq`` on."""
-    stamps = columns[4]
+    stamps = columns[TS_US]
     driver.execute(
         _INSERT,
         (first_seq, len(stamps), min(stamps), max(stamps), received_us, source, pack(columns)),
