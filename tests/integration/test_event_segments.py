@@ -1,7 +1,8 @@
 """Event segments on SQLite (``adapters/sql/event_segments.py``): a batch's plain events are one
-row of columns, numbered from the sequence rows use; dedup finds them by seq (and through hash
-collisions), a replacement takes an account's events out as rows and its revert counts them
-again, and migration 0012 puts them back as rows and takes them again."""
+row of columns, numbered from the sequence rows use; dedup finds them by seq (through hash
+collisions too: ``test_key_index``), a replacement takes an account's events out as rows and
+its revert counts them again, and migration 0012 puts them back as rows and takes them
+again."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from typing import Any
 
 import msgspec
 import pytest
-import xxhash
 from sqlalchemy import Engine, text
 
 from synor_economics.adapters.sql import event_segments
 from synor_economics.adapters.sql.usage_repository import _segment_events
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain import usage as usage_domain
 from synor_economics.domain.usage import EventStatus
 from synor_economics.services.replacement import ReplacementService
 from synor_economics.services.usage_input import Lines
@@ -70,31 +69,6 @@ def test_events_in_segments_are_found_by_both_paths(sqlite_url: str) -> None:
     assert statuses(one_by_one) == ["duplicate", "conflict", "accepted"]
     assert statuses(as_columns) == ["duplicate", "conflict"]
     assert raw_of(usage, "compute.cpu") == 1 + 2 + 3 + 4 + 5 + 9
-    engine.dispose()
-
-
-@pytest.mark.parametrize(
-    "collide",
-    [
-        pytest.param(lambda _: bytes(16), id="all 128 bits"),
-        pytest.param(lambda text: bytes(8) + xxhash.xxh3_64_digest(text), id="the sort key"),
-    ],
-)
-def test_keys_whose_hashes_collide_are_told_apart_by_their_segments(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, collide: object
-) -> None:
-    """Every key on one sort key, the events held in segments: the events read back by seq
-    decide, as rows do (``test_key_index``)."""
-    monkeypatch.setattr(usage_domain, "_key_hash", collide)
-    engine = migrated_engine(sqlite_url)
-    usage = service(engine)
-    first = usage.ingest(lines(*(event(f"e{i}", str(i)) for i in range(1, 6))), source="file")
-    again = [event("e2", "2"), event("e9", "9"), event("e4", "40"), event("e10", "10")]
-    outcomes = [usage.ingest(again, source="http"), usage.ingest(lines(*again), source="file")]
-    assert statuses(first) == ["accepted"] * 5
-    assert statuses(outcomes[0]) == ["duplicate", "accepted", "conflict", "accepted"]
-    assert statuses(outcomes[1]) == ["duplicate", "duplicate", "conflict", "duplicate"]
-    assert raw_of(usage, "compute.cpu") == 1 + 2 + 3 + 4 + 5 + 9 + 10
     engine.dispose()
 
 

@@ -163,16 +163,20 @@ def test_storing_a_stored_key_is_refused_as_a_unique_constraint_would(sqlite_url
         pytest.param(lambda text: bytes(8) + xxhash.xxh3_64_digest(text), id="the sort key"),
     ],
 )
+@pytest.mark.parametrize("as_lines", [False, True], ids=["stored as rows", "stored in a segment"])
 def test_keys_whose_hashes_collide_are_told_apart_by_their_rows(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, collide: object
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, collide: object, as_lines: bool
 ) -> None:
-    """Every key on one sort key: the rows decide between keys, and a conflict is found by its
-    row whether the keys' other halves collide too or not. (A new key with a stored body whose
-    128 bits all collide would pass for a duplicate: the odds ``key_index.py`` accepts.)"""
+    """Every key on one sort key: the stored events, read back by seq (rows, or a segment for
+    events sent as lines), decide between keys, and a conflict is found by its event whether
+    the keys' other halves collide too or not. (A new key with a stored body whose 128 bits all
+    collide would pass for a duplicate: the odds ``key_index.py`` accepts.)"""
     monkeypatch.setattr(usage_domain, "_key_hash", collide)
     engine = migrated_engine(sqlite_url)
     usage = service(engine)
-    first = usage.ingest([event(f"e{i}", str(i)) for i in range(1, 6)], source="http")
+    sent = [event(f"e{i}", str(i)) for i in range(1, 6)]
+    stored = Lines([json.dumps(e).encode() for e in sent]) if as_lines else sent
+    first = usage.ingest(stored, source="http")
     again = [event("e2", "2"), event("e9", "9"), event("e4", "40"), event("e10", "10")]
     outcomes = [usage.ingest(again, source="http")]
     outcomes.append(usage.ingest(Lines([json.dumps(e).encode() for e in again]), source="file"))

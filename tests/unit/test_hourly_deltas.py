@@ -30,17 +30,7 @@ _EVENT = st.tuples(
 @settings(max_examples=300)
 @given(st.lists(_EVENT, max_size=40))
 def test_deltas_are_the_exact_sums_by_hour(events: list[tuple[str, str, int, str]]) -> None:
-    columns = EventColumns(
-        accounts=[a for a, _, _, _ in events],
-        ids=[str(n) for n in range(len(events))],
-        resources=[r for _, r, _, _ in events],
-        quantities=[q for _, _, _, q in events],
-        ts_us=[t for _, _, t, _ in events],
-        subjects=[""] * len(events),
-        operators=[""] * len(events),
-        fingerprints=[""] * len(events),
-        digests=bytes(16 * len(events)),
-    )
+    columns = _event_columns(events)
     expected: dict[tuple[str, str, int], tuple[Decimal, int]] = {}
     for account, resource, ts_us, quantity in events:
         key = (account, resource, ts_us - ts_us % HOUR_US)

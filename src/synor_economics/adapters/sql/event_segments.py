@@ -100,6 +100,29 @@ class Segment:
         moved = self.moved
         return (row for row in range(self.events) if row not in moved)
 
+    def rows_of(
+        self,
+        account: str,
+        start_us: int,
+        end_us: int | None,
+        resources: Collection[str] | None = None,
+    ) -> list[int]:
+        """The live rows of an account in ``[start_us, end_us)`` (any end when None), of
+        ``resources`` if given. The resources are looked at first, so a segment that holds none
+        of them (say, for a gauge's history: segments hold counters only) decodes no more."""
+        kinds = self.column(RESOURCE) if resources is not None else []
+        if resources is not None and set(resources).isdisjoint(kinds):
+            return []
+        accounts, stamps = self.column(ACCOUNT), self.column(TS_US)
+        end = end_us if end_us is not None else float("inf")
+        return [
+            row
+            for row in self.live()
+            if accounts[row] == account
+            and start_us <= stamps[row] < end
+            and (resources is None or kinds[row] in resources)
+        ]
+
     def event_row(self, row: int, generation: int = 0) -> tuple[Any, ...]:
         """The event at ``row`` as a row of ``usage_events``: seq, then its fields in the
         repository's order (``meta`` empty), received, source, generation."""
@@ -184,12 +207,7 @@ def take_out(driver: Any, account: str, start_us: int, end_us: int) -> list[tupl
     ``usage_events`` (same seqs), for the caller to insert, and their places listed as moved."""
     taken: list[tuple[Any, ...]] = []
     for segment in scan(driver, start_us, end_us):
-        accounts, stamps = segment.column(ACCOUNT), segment.column(TS_US)
-        rows = [
-            row
-            for row in segment.live()
-            if accounts[row] == account and start_us <= stamps[row] < end_us
-        ]
+        rows = segment.rows_of(account, start_us, end_us)
         if rows:
             taken.extend(segment.event_row(row) for row in rows)
             moved = sorted(segment.moved.union(rows))

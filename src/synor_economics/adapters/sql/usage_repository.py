@@ -254,18 +254,10 @@ def _segment_events(
 ) -> Iterator[ActiveEvent]:
     """The account's events of a segment in a window, as rollups are rebuilt from them: the
     columns that tell which rows are decoded first, the rest only if some row is."""
-    kinds = segment.column(event_segments.RESOURCE)
-    if resources.isdisjoint(kinds):  # say, a gauge's history: segments hold counters only
-        return
-    accounts, stamps = segment.column(event_segments.ACCOUNT), segment.column(event_segments.TS_US)
-    end = end_us if end_us is not None else float("inf")
-    rows = [
-        row
-        for row in segment.live()
-        if accounts[row] == account and kinds[row] in resources and start_us <= stamps[row] < end
-    ]
+    rows = segment.rows_of(account, start_us, end_us, resources)
     if not rows:
         return
+    kinds, stamps = segment.column(event_segments.RESOURCE), segment.column(event_segments.TS_US)
     quantities = segment.column(event_segments.QUANTITY)
     subjects = segment.column(event_segments.SUBJECT)
     for row in rows:
