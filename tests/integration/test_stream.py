@@ -231,3 +231,26 @@ def test_entries_that_are_not_plain_json_lines_are_rejected_or_counted_alone(
     assert worker.stats.outcomes == {"accepted": 6, "rejected": 4}
     assert stream.pending() == 0
     assert len(usage.dead_letters()) == 4
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_entries_from_other_producers_are_read_by_their_event_field(
+    redis_url: str, stream_name: str, protocol: int
+) -> None:
+    """Producers in other languages XADD entries themselves, maybe with fields of their own
+    and in any order: the worker reads the ``event`` field of each (an entry without one has
+    an empty payload, rejected and kept as a dead letter like any bad event), over either
+    reply protocol."""
+    stream = RedisEventStream(f"{redis_url}?protocol={protocol}", stream_name, "synor-test")
+    assert stream.client.connection_pool.connection_kwargs["protocol"] == protocol
+    plain = stream.client.xadd(stream_name, {"event": payload("a")})
+    later = stream.client.xadd(stream_name, {"source": "billing-js", "event": payload("b")})
+    without = stream.client.xadd(stream_name, {"source": "billing-js"})
+    entries = stream.read("w1", count=10, block_ms=0)
+    assert [(e.entry_id, e.payload, e.deliveries) for e in entries] == [
+        (plain.decode(), payload("a"), 1),
+        (later.decode(), payload("b"), 1),
+        (without.decode(), b"", 1),
+    ]
+    stream.close()

@@ -71,6 +71,9 @@ def mixed_batch(rng: random.Random, start: int, sent: list[dict[str, Any]]) -> l
                 account=f"acct_{n % 5}",
                 ts=f"2026-11-{n % 19 + 1:02d}T{n % 24:02d}:00:00Z",
             )
+            if kind == 4:  # what CSV and COPY's text format quote or escape
+                body["operator"] = 'op"1,\\N\\.'
+                body["subject"] = 'vm,\\t"x"'
             bodies.append(body)
             sent.append(body)
     return bodies
@@ -110,6 +113,21 @@ def test_lines_and_events_end_the_same(pair: tuple[UsageService, UsageService]) 
         counts.update(columnar.counts())
     assert all(counts[status] for status in EventStatus), counts
     assert summary(by_lines) == summary(by_events)
+    assert isinstance(by_lines.uow, SqlUnitOfWork)
+    if by_lines.uow.engine.dialect.name == "postgresql":  # SQLite: test_event_segments.py
+        stored = stored_events(by_lines)
+        assert stored == stored_events(by_events)
+        assert any('op"1,' in row[6] for row in stored)
+
+
+def stored_events(service: UsageService) -> list[tuple[Any, ...]]:
+    """Every stored event's fields as PostgreSQL holds them (columnar events are copied as
+    CSV, the others row by row)."""
+    columns = "account, event_id, resource, quantity, ts_us, subject, operator, meta, fingerprint"
+    assert isinstance(service.uow, SqlUnitOfWork)
+    with service.uow.engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT {columns} FROM usage_events")).all()
+    return sorted(tuple(row) for row in rows)
 
 
 def test_a_malformed_line_is_reported_at_its_line(tmp_path: Path, sqlite_url: str) -> None:

@@ -23,7 +23,12 @@ _EVENT = st.tuples(
     st.sampled_from(["acct_a", "acct_b"]),
     st.sampled_from(["compute.cpu", "database.queries"]),
     st.integers(0, 5 * HOUR_US - 1).map(lambda offset: _START + offset),
-    st.decimals(min_value=0, max_value=10**6, places=6).map(lambda q: format(q, "f")),
+    st.one_of(  # as canonical text: fractions, and whole numbers (added up by numpy) of
+        # counters, negative ones of corrections, and some so large a sum might not fit 64 bits
+        st.decimals(min_value=0, max_value=10**6, places=6).map(lambda q: format(q, "f")),
+        st.integers(-(10**6), 10**6).map(str),
+        st.integers(-(10**18) + 1, 10**18 - 1).map(str),
+    ),
 )
 
 
@@ -101,3 +106,21 @@ def test_deltas_by_key_become_columns() -> None:
         ["1.50", "7", "2"],
         [2, 1, 1],
     )
+
+
+def test_whole_sums_too_large_for_64_bits_are_exact() -> None:
+    """Ten 18-digit counts in one hour add up past 2^63: they are added in ``Decimal``, not
+    numpy's wrapping integers."""
+    events = [("acct_a", "compute.cpu", _START + n, "999999999999999999") for n in range(10)]
+    events += [
+        ("acct_a", "compute.cpu", _START + HOUR_US, "2"),
+        ("acct_a", "compute.cpu", _START + HOUR_US, "-3"),
+    ]
+    columns = hourly_deltas(
+        pa.chunked_array([pa.array([a for a, _, _, _ in events], pa.string())]),
+        pa.chunked_array([pa.array([r for _, r, _, _ in events], pa.string())]),
+        np.array([t for _, _, t, _ in events], dtype=np.int64),
+        pa.chunked_array([pa.array([q for _, _, _, q in events], pa.string())]),
+    )
+    assert columns.quantity == ["9999999999999999990", "-1"]
+    assert columns.events == [10, 2]

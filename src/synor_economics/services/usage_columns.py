@@ -218,12 +218,7 @@ def hourly_deltas(
     quantity = quantities.take(pa.array(first)).to_pylist()
     if len(groups) < len(codes):  # some hours have several events: add those up exactly
         members = np.flatnonzero(counts[inverse] > 1)
-        texts = quantities.take(pa.array(members)).to_pylist()
-        sums: dict[int, Decimal] = {}
-        for group, text in zip(inverse[members].tolist(), texts, strict=True):
-            sums[group] = EXACT.add(sums.get(group, _ZERO), Decimal(text))
-        for group, total in sums.items():
-            quantity[group] = format(total, "f")
+        _add_up(quantity, inverse[members], quantities.take(pa.array(members)))
     return HourlyDeltas(
         pairs,
         pair_index.tolist(),
@@ -235,6 +230,40 @@ def hourly_deltas(
 
 _LOW_32 = (1 << 32) - 1
 _ZERO = Decimal(0)
+_SMALL_WHOLE = r"^(0|-?[1-9][0-9]{0,17})$"
+"""Whole numbers of at most 18 digits, as canonical quantity text writes them (no "-0")."""
+
+
+def _add_up(quantity: list[str], groups: npt.NDArray[np.intp], texts: pa.ChunkedArray) -> None:
+    """Set the quantity of each of ``groups`` (the group of each of ``texts``) to the exact
+    sum of its texts. Groups whose texts are all small whole numbers, a counter's nearly
+    always, are added in 64-bit integers by numpy, when no sum can overflow (the largest
+    value times the number of values fits); the others one by one in ``Decimal``. Events
+    that arrive as they happen share hours, so this is most of a live batch's events: in
+    Python, a microsecond each."""
+    whole = pc.match_substring_regex(texts, _SMALL_WHOLE).to_numpy(zero_copy_only=False)
+    exact = np.zeros(len(groups), dtype=bool)
+    if whole.any():
+        exact = np.isin(groups, groups[~whole], invert=True)
+        values = pc.cast(texts.filter(pa.array(exact)), pa.int64()).to_numpy()
+        if len(values) and int(np.abs(values).max()) * len(values) >= 1 << 63:
+            exact[:] = False  # a sum might not fit: all in Decimal
+        elif len(values):
+            totals = np.zeros(len(quantity), dtype=np.int64)
+            np.add.at(totals, groups[exact], values)
+            summed = np.unique(groups[exact])
+            for group, total in zip(summed.tolist(), totals[summed].tolist(), strict=True):
+                quantity[group] = str(total)
+    rest = np.flatnonzero(~exact)
+    if not len(rest):
+        return
+    sums: dict[int, Decimal] = {}
+    for group, text in zip(
+        groups[rest].tolist(), texts.take(pa.array(rest)).to_pylist(), strict=True
+    ):
+        sums[group] = EXACT.add(sums.get(group, _ZERO), Decimal(text))
+    for group, total in sums.items():
+        quantity[group] = format(total, "f")
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], list[str]]:

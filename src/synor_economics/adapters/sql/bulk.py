@@ -1,6 +1,6 @@
 """Helpers the repositories' bulk paths share: lists cut to a size every driver accepts, the
-DB-API connection under a SQLAlchemy transaction (for executemany and COPY), and PostgreSQL
-arrays spelled as one text parameter."""
+DB-API connection under a SQLAlchemy transaction (for executemany and COPY), PostgreSQL
+arrays spelled as one text parameter, and columns copied into PostgreSQL as CSV."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import Connection
 
 _T = TypeVar("_T")
@@ -95,3 +97,32 @@ def pg_array_literal(values: Iterable[object]) -> str:
         else:
             parts.append(str(int(value)))  # type: ignore[call-overload]
     return "{" + ",".join(parts) + "}"
+
+
+Column: TypeAlias = "pa.Array[Any] | list[str] | list[int]"
+"""A column to copy: an Arrow array, or a list Arrow converts."""
+
+_CSV = pa_csv.WriteOptions(include_header=False, batch_size=16_384)
+"""Arrow's CSV: no header; every string quoted (its default, "needed", quotes any string), so
+that an empty string stays one and is never PostgreSQL's unquoted empty field, NULL."""
+
+
+def copy_columns(driver: Any, target: str, columns: Sequence[Column], *, sort_by: int = 0) -> None:
+    """COPY rows given as columns into ``target`` (``"table (a, b, ...)"``, PostgreSQL), as one
+    CSV text that Arrow writes in C++; with ``sort_by``, the rows in the order of their first
+    ``sort_by`` columns (strings by code point, as Python sorts them: UTF-8's byte order).
+
+    Why not psycopg's ``write_row``: it formats each row's values one by one through their
+    dumpers, some 3 µs a row of a dozen fields, which was the largest part of a stream worker's
+    own time per event. Arrow makes the same rows for about a fifth of that. CSV's quoting
+    (a quote doubled, nothing else escaped) is the same in both: any text goes through as it
+    is. Strings are checked by Arrow as they are converted; text Arrow refuses (a lone
+    surrogate) raises ``pyarrow.ArrowException``, and PostgreSQL would refuse it too."""
+    arrays = [column if isinstance(column, pa.Array) else pa.array(column) for column in columns]
+    table = pa.Table.from_arrays(arrays, names=[str(n) for n in range(len(arrays))])
+    if sort_by:
+        table = table.sort_by([(str(n), "ascending") for n in range(sort_by)])
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, write_options=_CSV)
+    with driver.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+        copy.write(memoryview(sink.getvalue()))

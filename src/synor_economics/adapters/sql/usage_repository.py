@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from itertools import chain, repeat
 from itertools import count as count_from
@@ -25,6 +26,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import psycopg
+import pyarrow as pa
 from sqlalchemy import (
     ARRAY,
     Connection,
@@ -44,7 +46,9 @@ from sqlalchemy.sql import Select, Subquery
 
 from synor_economics.adapters.sql import event_segments
 from synor_economics.adapters.sql.bulk import (
+    Column,
     chunks,
+    copy_columns,
     driver_of,
     insert_rows,
     insert_values,
@@ -108,6 +112,7 @@ _EVENT_FIELDS = (
 
 
 _EVENTS_INSERT = f"INSERT INTO usage_events (seq, {', '.join(_EVENT_FIELDS)})"
+_EVENTS_TARGET = f"usage_events ({', '.join(_EVENT_FIELDS)})"
 
 
 _SERIES_INSERT = "INSERT INTO usage_series (account, resource)"
@@ -148,10 +153,26 @@ def _pg_pair_arrays(pairs: Iterable[tuple[str, str]]) -> tuple[str, str]:
     return pg_array_literal(accounts), pg_array_literal(resources)
 
 
-def _event_rows(events: EventColumns, received_us: int, source: str) -> list[tuple[Any, ...]]:
-    """Counter events' rows for COPY (PostgreSQL), in ``_EVENT_FIELDS``' order (no ``meta``)."""
-    columns = (*events.columns()[:7], repeat(""), events.fingerprints)
-    return list(zip(*columns, repeat(received_us), repeat(source), repeat(0)))
+def _event_columns(events: EventColumns, received_us: int, source: str) -> list[Column]:
+    """Counter events' columns for COPY (PostgreSQL), in ``_EVENT_FIELDS``' order (no
+    ``meta``: empty)."""
+    size = len(events)
+    constants = (
+        pa.array(np.full(size, received_us, dtype=np.int64)),
+        pa.array([source] * size, pa.string()),
+        pa.array(np.zeros(size, dtype=np.int64)),
+    )
+    return [*events.columns()[:7], [""] * size, events.fingerprints, *constants]
+
+
+@contextmanager
+def _concurrent_writes() -> Iterator[None]:
+    """A copy of events that failed on a key another writer, side by side, stored after our
+    lookup (or a deadlock with one) raises ``ConcurrentWriteError``."""
+    try:
+        yield
+    except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
+        raise ConcurrentWriteError(str(error).splitlines()[0]) from error
 
 
 def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
@@ -173,7 +194,6 @@ scan takes a few milliseconds, and a fold adds some 60k deltas in one pass."""
 
 _LOG_COLUMNS = "usage_hourly_log (series, hour_us, quantity, events)"
 _LOG_INSERT = f"INSERT INTO {_LOG_COLUMNS}"
-_LOG_COPY = f"COPY {_LOG_COLUMNS} FROM STDIN"
 FOLD_LOCK_KEY = 0x464F4C44
 """PostgreSQL advisory lock key ("FOLD") held by the one writer folding the rollup log."""
 _LOG_SIZE = (  # two subqueries: SQLite reads a lone MIN or MAX off the key, but scans for both
@@ -409,11 +429,10 @@ class SqlUsageRepository:
         The lookup, a join of the batch's keys to the constraint's index, cost PostgreSQL about
         as much again as the copy, which probes the same index for each key anyway. A replayed
         batch pays a copy that fails at its first row, then the lookup."""
-        rows = _event_rows(events, received_us, source)
         driver = driver_of(self.conn)
         driver.execute("SAVEPOINT synor_new_events")
         try:
-            self._copy(rows)
+            self._copy_columns(_event_columns(events, received_us, source))
         except ConcurrentWriteError:  # a key stored already (or a writer beside us)
             driver.execute("ROLLBACK TO SAVEPOINT synor_new_events")
         else:
@@ -424,23 +443,27 @@ class SqlUsageRepository:
         stored = {row: found[key] for row, key in enumerate(keys) if key in found}
         fresh = events.without(stored.keys())
         if fresh:
-            self._copy(_event_rows(fresh, received_us, source))
+            self._copy_columns(_event_columns(fresh, received_us, source))
         return stored
 
     def _copy(self, rows: list[tuple[Any, ...]]) -> None:
-        """COPY event rows (PostgreSQL), in ``_EVENT_FIELDS``' order."""
-        statement = f"COPY usage_events ({', '.join(_EVENT_FIELDS)}) FROM STDIN"
-        # In key order: two writers storing some of the same keys then wait on each other in one
-        # direction only, never in a circle (a deadlock, seen in the side-by-side test when each
-        # copied its batch in arrival order).
+        """COPY event rows (PostgreSQL), in ``_EVENT_FIELDS``' order.
+
+        In key order: two writers storing some of the same keys then wait on each other in one
+        direction only, never in a circle (a deadlock, seen in the side-by-side test when each
+        copied its batch in arrival order)."""
         rows.sort(key=_by_key)
-        try:
-            with driver_of(self.conn).cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
-            # Another writer, side by side, stored one of these keys after our lookup.
-            raise ConcurrentWriteError(str(error).splitlines()[0]) from error
+        statement = f"COPY {_EVENTS_TARGET} FROM STDIN"
+        driver = driver_of(self.conn)
+        with _concurrent_writes(), driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _copy_columns(self, columns: list[Column]) -> None:
+        """:meth:`_copy` for events as columns (``_event_columns``), copied as CSV in key
+        order (``bulk.copy_columns``)."""
+        with _concurrent_writes():
+            copy_columns(driver_of(self.conn), _EVENTS_TARGET, columns, sort_by=2)
 
     # -- the SQLite key index (key_index.py) --------------------------------------------------
 
@@ -642,14 +665,13 @@ class SqlUsageRepository:
             return
         ids = self._series_ids(deltas.pairs)
         numbers = np.fromiter(map(ids.__getitem__, deltas.pairs), np.int64, len(deltas.pairs))
-        series = numbers[np.asarray(deltas.pair, dtype=np.intp)].tolist()
-        rows = zip(series, deltas.hour_us, deltas.quantity, deltas.events, strict=True)
+        series = numbers[np.asarray(deltas.pair, dtype=np.intp)]
         driver = driver_of(self.conn)
         if self._postgres:
-            with driver.cursor() as cursor, cursor.copy(_LOG_COPY) as copy:
-                for row in rows:
-                    copy.write_row(row)
+            columns = (pa.array(series), deltas.hour_us, deltas.quantity, deltas.events)
+            copy_columns(driver, _LOG_COLUMNS, columns)
         else:
+            rows = zip(series.tolist(), deltas.hour_us, deltas.quantity, deltas.events, strict=True)
             insert_values(driver, _LOG_INSERT, 4, list(chain.from_iterable(rows)))
         self._logged = True
 

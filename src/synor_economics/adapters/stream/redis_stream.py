@@ -22,6 +22,7 @@ class RedisEventStream:
         # redis-py's annotations cover its sync and async clients at once; responses are
         # checked by use here instead.
         self.client: Any = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+        self.client.set_response_callback("XREADGROUP", _raw_reply)
         self._name = name
         self.group = group
         self.dead_name = f"{name}:dead"
@@ -50,12 +51,16 @@ class RedisEventStream:
         return ids
 
     def read(self, consumer: str, *, count: int, block_ms: int) -> list[StreamEntry]:
-        found = self.client.xreadgroup(
-            self.group, consumer, {self._name: ">"}, count=count, block=block_ms or None
-        )
+        """New entries for ``consumer``, read with XREADGROUP, its reply taken as the parser
+        gives it (``_raw_reply``)."""
+        command = ["XREADGROUP", "GROUP", self.group, consumer, "COUNT", count]
+        if block_ms:
+            command += ["BLOCK", block_ms]
+        found = self.client.execute_command(*command, "STREAMS", self._name, ">")
+        streams = found.values() if isinstance(found, dict) else (m for _, m in found or [])
         entries: list[StreamEntry] = []
-        for _stream, messages in found or []:
-            entries.extend(_entry(entry_id, fields, 1) for entry_id, fields in messages)
+        for messages in streams:
+            entries.extend(_raw_entry(entry_id, fields) for entry_id, fields in messages)
         return entries
 
     def claim_idle(self, consumer: str, *, idle_ms: int, count: int) -> list[StreamEntry]:
@@ -115,6 +120,25 @@ def _text(value: bytes | str) -> str:
 def _order(entry_id: bytes | str) -> tuple[int, int]:
     milliseconds, sequence = _text(entry_id).split("-")
     return int(milliseconds), int(sequence)
+
+
+def _raw_reply(response: Any, **_options: Any) -> Any:
+    """XREADGROUP's reply as the C parser made it: by stream (a map in RESP3, a list of pairs
+    in RESP2), each stream's entries as ``[id, [field, value, ...]]``. redis-py's own callback
+    turns each entry's fields into a dict in Python, which took about a microsecond an event,
+    a tenth of a worker's time."""
+    return response
+
+
+def _raw_entry(entry_id: bytes, fields: list[bytes] | dict[bytes, bytes]) -> StreamEntry:
+    """An entry as XREADGROUP's raw reply has it, delivered for the first time."""
+    if isinstance(fields, dict):
+        payload = fields.get(_FIELD, b"")
+    elif fields[:1] == [_FIELD]:  # as ``publish`` and most producers write it: the one field
+        payload = fields[1]
+    else:
+        payload = dict(zip(fields[::2], fields[1::2], strict=False)).get(_FIELD, b"")
+    return StreamEntry(_text(entry_id), payload, 1)
 
 
 def _entry(entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int) -> StreamEntry:
