@@ -16,6 +16,7 @@ from synor_economics.adapters.sql.tables import POSTGRESQL_ONLY, metadata
 from synor_economics.domain.ledger import AccountKind, AccountSpec, Transfer
 from synor_economics.services.ledger import LedgerService
 from tests.conftest import migrated_engine
+from tests.integration.test_usage_series import migrate_to
 
 DATABASES = ["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.postgres)]
 
@@ -64,3 +65,36 @@ def test_ledger_rows_cannot_be_updated_or_deleted(engine: Engine, clock) -> None
             conn.execute(text(statement))
     assert ledger.transfer("t1").amount == 5
     assert ledger.check().ok
+
+
+@pytest.mark.postgres
+def test_postgres_events_are_keyed_by_account_and_id_not_by_seq(postgres_url: str) -> None:
+    """Migration 0013 (PostgreSQL): ``usage_events.seq`` loses its index, the unique key is the
+    replica identity, the rollup log's sequence caches numbers; the downgrade puts all back."""
+    engine = migrated_engine(postgres_url)
+
+    def shape() -> tuple[object, ...]:
+        with engine.connect() as conn:
+            keys = conn.execute(
+                text(
+                    "SELECT conname FROM pg_constraint "
+                    "WHERE conrelid = 'usage_events'::regclass ORDER BY conname"
+                )
+            ).scalars()
+            identity = conn.execute(
+                text("SELECT relreplident FROM pg_class WHERE relname = 'usage_events'")
+            ).scalar_one()
+            cache = conn.execute(
+                text(
+                    "SELECT cache_size FROM pg_sequences "
+                    "WHERE sequencename LIKE 'usage_hourly_log%'"
+                )
+            ).scalar_one()
+            return list(keys), identity, cache
+
+    assert shape() == (["uq_usage_events_account_event_id"], "i", 1000)
+    migrate_to(engine, "0012_usage_event_segments")
+    assert shape() == (["pk_usage_events", "uq_usage_events_account_event_id"], "d", 1)
+    migrate.upgrade(engine)
+    assert shape() == (["uq_usage_events_account_event_id"], "i", 1000)
+    engine.dispose()

@@ -153,7 +153,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
 # by side; on SQLite, one writer at a time, by the key index (``key_index.py``, the
 # ``usage_key_runs`` table), since a B-tree of random ids costs more than the rest of ingestion.
 # Rollups are derived: hourly totals per (account, resource), and the open segment of each gauge
-# key.
+# key. ``seq`` is the primary key on SQLite (its row id, which the key index names); PostgreSQL
+# drops that index (migration 0013): it never looks an event up by ``seq``, and the unique key is
+# the replica identity.
 usage_events = Table(
     "usage_events",
     metadata,
