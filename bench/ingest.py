@@ -13,7 +13,10 @@ Every figure goes through the product's own path into a fresh SQLite database:
                   ``GET /v1/accounts/{id}/usage`` (p50/p99 over the samples)
   stream          Redis Streams → PostgreSQL: ``synor worker --drain`` processes (one, then two)
                   counting a stream into a fresh database, timed from the workers' start-up
-                  line (and, beside it, from their launch)
+                  line (and, beside it, from their launch); twice: "live", events of the last
+                  10 minutes, as a stream carries usage while it happens, and "history", events
+                  spread over 20 days like the backfill's (nearly every event then starts an
+                  hourly rollup row of its own: the rollups' worst case)
   memory          (with ``--memory-events N``) peak resident memory of ``synor usage ingest``
                   backfilling a file of N events, against the same run on N/10: bounded means
                   the two are about the same
@@ -56,7 +59,16 @@ from synor_economics.services.usage_input import events_of, read_events
 RESOURCES = ("compute.cpu", "compute.memory", "database.queries", "hosting.bandwidth")
 
 
-def make_events(count: int, accounts: int, seed: int = 5) -> list[dict[str, Any]]:
+HISTORY_S = 20 * 86_400
+"""Events of the backfill figures happened at random over the last 20 days."""
+LIVE_S = 600
+"""Events of the live stream figures happened at random over the last 10 minutes: usage as a
+stream carries it, sent as it happens (so most hours of an account's series get many events)."""
+
+
+def make_events(
+    count: int, accounts: int, seed: int = 5, spread_s: int = HISTORY_S
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     return [
@@ -65,7 +77,7 @@ def make_events(count: int, accounts: int, seed: int = 5) -> list[dict[str, Any]
             "account": f"acct_{rng.randrange(accounts)}",
             "resource": RESOURCES[i % len(RESOURCES)],
             "quantity": str(rng.randrange(1, 10**6)),
-            "ts": (now - timedelta(seconds=rng.randrange(1, 20 * 86_400))).strftime(
+            "ts": (now - timedelta(seconds=rng.randrange(1, spread_s))).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"
             ),
         }
@@ -398,17 +410,18 @@ def main() -> None:
                 f"visible after   p50 {p50:.1f} ms   p99 {p99:.1f} ms  ({len(latencies)} samples)"
             )
         if args.stream_events:
-            stream_events = make_events(args.stream_events, args.accounts, seed=13)
-            for workers in (1, 2):
-                rate, launched, cpu = stream_figure(
-                    stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
-                )
-                plural = "s" if workers > 1 else " "
-                cores = os.cpu_count() or 1
-                print(f"stream → PG, {workers} worker{plural} {rate:>8,.0f} events/s   "
-                      f"({launched:,.0f}/s counting process start-up; machine CPU "
-                      f"{cpu * 1e6:.0f} µs an event, at most {cores / cpu:,.0f}/s on its "
-                      f"{cores} cores)")  # fmt: skip
+            for kind, spread_s in (("live", LIVE_S), ("history", HISTORY_S)):
+                stream_events = make_events(args.stream_events, args.accounts, 13, spread_s)
+                for workers in (1, 2):
+                    rate, launched, cpu = stream_figure(
+                        stream_events, workers, args.redis_url, args.postgres_url, Path(folder)
+                    )
+                    plural = "s" if workers > 1 else " "
+                    cores = os.cpu_count() or 1
+                    print(f"stream → PG, {kind:<7}, {workers} worker{plural} {rate:>8,.0f} "
+                          f"events/s   ({launched:,.0f}/s counting process start-up; machine "
+                          f"CPU {cpu * 1e6:.0f} µs an event, at most {cores / cpu:,.0f}/s on "
+                          f"its {cores} cores)")  # fmt: skip
         if args.memory_events:
             memory_figures(args.memory_events, args.accounts, Path(folder))
         if args.kill_events:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from itertools import chain, repeat
 from itertools import count as count_from
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -663,8 +663,7 @@ class SqlUsageRepository:
         the log's rows are made in C (no tuple per delta)."""
         if not len(deltas):
             return
-        ids = self._series_ids(deltas.pairs)
-        numbers = np.fromiter(map(ids.__getitem__, deltas.pairs), np.int64, len(deltas.pairs))
+        numbers = np.array(self._series_numbers(deltas.pairs), dtype=np.int64)
         series = numbers[np.asarray(deltas.pair, dtype=np.intp)]
         driver = driver_of(self.conn)
         if self._postgres:
@@ -677,15 +676,17 @@ class SqlUsageRepository:
 
     # -- series: the (account, resource) pairs' numbers --------------------------------------
 
-    def _series_ids(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """The numbers of these (account, resource) pairs, each numbered the first time it
-        has a rollup. Pairs this process has seen committed are known without a query."""
-        wanted = set(pairs)
-        known = self._series_known
-        ids = {pair: known[pair] for pair in known.keys() & wanted}
-        if len(ids) < len(wanted):
-            ids.update(self._series_of_new(wanted.difference(ids)))
-        return ids
+    def _series_numbers(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """The numbers of these (account, resource) pairs, in order, each numbered the first
+        time it has a rollup. Pairs this process has seen committed are known without a query
+        (looked up in C: the set of the pairs and dict of those known it replaces were some
+        5% of the interpreter's time serving HTTP ingestion)."""
+        numbers = list(map(self._series_known.get, pairs))
+        if None not in numbers:
+            return cast(list[int], numbers)
+        missing = {pair for pair, number in zip(pairs, numbers, strict=True) if number is None}
+        found = self._series_of_new(missing)
+        return [found[pair] if n is None else n for pair, n in zip(pairs, numbers, strict=True)]
 
     def _series_of_new(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Numbers of pairs this process does not know yet: those this transaction found or
