@@ -172,6 +172,8 @@ def plain_rows(
     stamps = ts_us[taken]
     resources = rows.column("resource")
     accounts, ids = rows.column("account"), rows.column("id")
+    fingerprints = _fingerprints(resources, quantities, stamps, subjects, operators)
+    native = (accounts, ids, resources, quantities, pa.array(stamps), subjects, operators)
     events = EventColumns(
         accounts=accounts.to_pylist(),
         ids=ids.to_pylist(),
@@ -180,11 +182,16 @@ def plain_rows(
         ts_us=stamps.tolist(),
         subjects=subjects.to_pylist(),
         operators=operators.to_pylist(),
-        fingerprints=_fingerprints(resources, quantities, stamps, subjects, operators),
+        fingerprints=fingerprints,
         digests=_key_digests(accounts, ids),
+        native=pa.Table.from_arrays([*native, pa.array(fingerprints, pa.string())], _NATIVE),
     )
     deltas = hourly_deltas(accounts, resources, stamps, quantities)
     return PlainRows(taken.tolist(), events, deltas), rest
+
+
+_NATIVE = ["account", "id", "resource", "quantity", "ts_us", "subject", "operator", "fingerprint"]
+"""``EventColumns.native``'s columns: ``EventColumns.columns()``, as Arrow arrays."""
 
 
 def hourly_deltas(

@@ -99,8 +99,8 @@ def pg_array_literal(values: Iterable[object]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-Column: TypeAlias = "pa.Array[Any] | list[str] | list[int]"
-"""A column to copy: an Arrow array, or a list Arrow converts."""
+Column: TypeAlias = "pa.Array[Any] | pa.ChunkedArray[Any] | list[str] | list[int]"
+"""A column to copy: Arrow's, or a list Arrow converts."""
 
 _CSV = pa_csv.WriteOptions(include_header=False, batch_size=16_384)
 """Arrow's CSV: no header; every string quoted (its default, "needed", quotes any string), so
@@ -118,7 +118,7 @@ def copy_columns(driver: Any, target: str, columns: Sequence[Column], *, sort_by
     (a quote doubled, nothing else escaped) is the same in both: any text goes through as it
     is. Strings are checked by Arrow as they are converted; text Arrow refuses (a lone
     surrogate) raises ``pyarrow.ArrowException``, and PostgreSQL would refuse it too."""
-    arrays = [column if isinstance(column, pa.Array) else pa.array(column) for column in columns]
+    arrays = [pa.array(column) if isinstance(column, list) else column for column in columns]
     table = pa.Table.from_arrays(arrays, names=[str(n) for n in range(len(arrays))])
     if sort_by:
         table = table.sort_by([(str(n), "ascending") for n in range(sort_by)])

@@ -162,6 +162,10 @@ def _event_columns(events: EventColumns, received_us: int, source: str) -> list[
         pa.array([source] * size, pa.string()),
         pa.array(np.zeros(size, dtype=np.int64)),
     )
+    native = events.native
+    if isinstance(native, pa.Table) and native.num_rows == size:  # as screened: no conversion
+        *fields, fingerprints = native.columns
+        return [*fields, pa.array([""] * size, pa.string()), fingerprints, *constants]
     return [*events.columns()[:7], [""] * size, events.fingerprints, *constants]
 
 
