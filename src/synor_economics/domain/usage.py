@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -175,11 +175,11 @@ class EventColumns:
     fingerprints: list[str]
     digests: bytes
     """The keys' digests (:func:`key_digests`), 16 bytes per event."""
-    native: object = field(default=None, compare=False, repr=False)
-    """The same eight columns as the intake held them before they became lists (an Arrow
-    table), or None: an adapter that can take them so copies them as they are, instead of
-    converting the lists back (on PostgreSQL, some 0.7 µs an event). Never set on a subset
-    (``take``): the lists are what the events are."""
+    native: Callable[[], object] | None = field(default=None, compare=False, repr=False)
+    """What gives the same eight columns as the intake held them before they became lists
+    (an Arrow table), or None: an adapter that can take them so copies them as they are,
+    instead of converting the lists back (on PostgreSQL, some 0.7 µs an event); made only if
+    asked for. Never set on a subset (``take``): the lists are what the events are."""
 
     def __len__(self) -> int:
         return len(self.ids)

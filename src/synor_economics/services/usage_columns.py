@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -184,14 +185,20 @@ def plain_rows(
         operators=operators.to_pylist(),
         fingerprints=fingerprints,
         digests=_key_digests(accounts, ids),
-        native=pa.Table.from_arrays([*native, pa.array(fingerprints, pa.string())], _NATIVE),
+        native=partial(_native_table, native, fingerprints),
     )
     deltas = hourly_deltas(accounts, resources, stamps, quantities)
     return PlainRows(taken.tolist(), events, deltas), rest
 
 
 _NATIVE = ["account", "id", "resource", "quantity", "ts_us", "subject", "operator", "fingerprint"]
-"""``EventColumns.native``'s columns: ``EventColumns.columns()``, as Arrow arrays."""
+
+
+def _native_table(
+    columns: tuple[pa.ChunkedArray | pa.Array, ...], fingerprints: list[str]
+) -> pa.Table:
+    """``EventColumns.native``: the columns of ``EventColumns.columns()`` as an Arrow table."""
+    return pa.Table.from_arrays([*columns, pa.array(fingerprints, pa.string())], _NATIVE)
 
 
 def hourly_deltas(

@@ -162,7 +162,7 @@ def _event_columns(events: EventColumns, received_us: int, source: str) -> list[
         pa.array([source] * size, pa.string()),
         pa.array(np.zeros(size, dtype=np.int64)),
     )
-    native = events.native
+    native = events.native() if events.native is not None else None
     if isinstance(native, pa.Table) and native.num_rows == size:  # as screened: no conversion
         *fields, fingerprints = native.columns
         return [*fields, pa.array([""] * size, pa.string()), fingerprints, *constants]
