@@ -4,12 +4,17 @@ and dead letters, on the SQLite file the composition root builds."""
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+
+from synor_economics.api.app import INGEST_THREADS
+from synor_economics.services.system import System
 
 NOW = datetime.now(UTC)
 PERIOD = NOW.strftime("%Y-%m")
@@ -196,3 +201,34 @@ def test_replace_a_window_over_http_and_revert_it(client: TestClient) -> None:
         json={"from": stamp(hour + timedelta(minutes=5)), "to": window["to"], "events": []},
     )
     assert (crooked.status_code, crooked.json()["error"]["code"]) == (422, "invalid_window")
+
+
+def test_ingest_requests_waiting_on_a_commit_leave_the_other_routes_their_threads(
+    client: TestClient, system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingest request waits for its group commit on a worker thread. With the commits held
+    up, more requests than anyio's default thread limit (40) arrive: at most ``INGEST_THREADS``
+    of them hold a thread, and the usage view, on the default limit, still answers. Once the
+    commits go through, every request is answered."""
+    gate, waiting = threading.Event(), threading.Semaphore(0)
+    submit = system.usage.submit
+
+    def held_up(screened: Any) -> Any:
+        waiting.release()
+        assert gate.wait(timeout=30)
+        return submit(screened)
+
+    monkeypatch.setattr(system.usage, "submit", held_up)
+    with ThreadPoolExecutor(max_workers=46) as pool:
+        try:
+            posts = [pool.submit(client.post, "/v1/events", json=event(f"w{n}")) for n in range(45)]
+            for _ in range(INGEST_THREADS):
+                assert waiting.acquire(timeout=10)
+            assert not waiting.acquire(timeout=0.5)  # the rest wait for a thread of their own
+            view = pool.submit(client.get, f"/v1/accounts/acct_42/usage?period={PERIOD}")
+            assert view.result(timeout=10).status_code == 200
+        finally:
+            gate.set()
+        answers = [post.result(timeout=30) for post in posts]
+    assert [answer.json()["accepted"] for answer in answers] == [1] * 45
+    assert cpu_raw(client) == 3600 * 45

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from synor_economics.adapters.sql.checkpoint import AUTOCHECKPOINT_PAGES, checkpointer_for
@@ -20,13 +21,16 @@ from tests.integration.test_usage import event
 
 def in_file_alone(database: Path, scratch: Path) -> int | None:
     """Segments the database file holds without its log (a copy of the file, opened alone);
-    None while the file does not hold even the table (the schema is still in the log)."""
+    None while the file alone is not a database that holds them: the schema still in the log,
+    or a copy taken while a checkpoint was writing pages into the file (torn: malformed)."""
+    for leftover in (scratch.with_name(scratch.name + end) for end in ("-wal", "-shm")):
+        leftover.unlink(missing_ok=True)  # an earlier copy's, if it could not be opened
     shutil.copyfile(database, scratch)
-    with sqlite3.connect(scratch) as copy:
-        copy.execute("PRAGMA journal_mode=DELETE")  # no log of its own: the file as it is
+    with closing(sqlite3.connect(scratch)) as copy:  # closed: its locks go with it
         try:
+            copy.execute("PRAGMA journal_mode=DELETE")  # no log of its own: the file as it is
             found = copy.execute("SELECT count(*) FROM usage_event_segments").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:  # no such table, or malformed
             return None
         return int(found[0])
 

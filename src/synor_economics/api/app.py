@@ -3,12 +3,13 @@ document (``services/documents.py``), so the API and the CLI's ``--json`` always
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -434,8 +435,21 @@ def _utc(moment: datetime) -> datetime:
     return aware
 
 
+INGEST_THREADS = 32
+"""Ingest requests handled at once, each on a worker thread that waits for its group commit.
+Their own limit, so that requests waiting on a slow commit never hold the threads the API's
+other routes run on (anyio's default limit, 40); more wait for a thread, off the event loop."""
+
+
 def _usage_routes(app: FastAPI, system: System) -> None:
     """Metering: ingest events, period usage, dead letters."""
+    limiters: list[anyio.CapacityLimiter] = []
+
+    def ingest_threads() -> anyio.CapacityLimiter:
+        """The ingest requests' limiter, made in the event loop that uses it."""
+        if not limiters:
+            limiters.append(anyio.CapacityLimiter(INGEST_THREADS))
+        return limiters[0]
 
     @app.exception_handler(BatchTooLargeError)
     async def _too_many(_request: Request, error: BatchTooLargeError) -> JSONResponse:
@@ -453,14 +467,18 @@ def _usage_routes(app: FastAPI, system: System) -> None:
         in the batch are bad."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body, ndjson = await request.body(), kind in _NDJSON_TYPES
-        # Off the event loop, which only moves bytes: decoding and validating on a worker
-        # thread; storing with the batches of other requests waiting at the same moment (group
-        # commit: one transaction for them all); the answer written on a worker thread again.
-        screened = await run_in_threadpool(
-            lambda: system.usage.screen_batch(decode_body(body, ndjson=ndjson), "http")
-        )
-        outcomes = await asyncio.wrap_future(system.usage.submit(screened))
-        return Response(await run_in_threadpool(_answer, outcomes), media_type=_JSON)
+
+        # Off the event loop, which only moves bytes, in one worker thread: decoding and
+        # validating; storing with the batches of other requests waiting at the same moment
+        # (group commit: one transaction for them all), waited for there; the answer written.
+        # One hop instead of three (screen, await the commit, answer): 4 clients posting
+        # batches of 1,000 got some 8% more through (docs/decisions.md).
+        def handle() -> bytes:
+            screened = system.usage.screen_batch(decode_body(body, ndjson=ndjson), "http")
+            return _answer(system.usage.submit(screened).result())
+
+        answer = await anyio.to_thread.run_sync(handle, limiter=ingest_threads())
+        return Response(answer, media_type=_JSON)
 
     @app.get("/v1/accounts/{account}/usage", tags=["usage"])
     def usage(
