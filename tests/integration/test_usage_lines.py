@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import text
 
@@ -21,6 +22,7 @@ from synor_economics.adapters.sql.engine import scratch_postgres
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
 from synor_economics.domain.usage import EventStatus
+from synor_economics.services import usage_documents
 from synor_economics.services.usage import UsageService
 from synor_economics.services.usage_input import InputError, Lines, events_of, read_events
 from tests.conftest import migrated_engine
@@ -110,6 +112,8 @@ def test_lines_and_events_end_the_same(pair: tuple[UsageService, UsageService]) 
         assert list(columnar) == list(one_by_one)
         assert columnar.counts() == one_by_one.counts()
         assert columnar.problems() == one_by_one.problems()
+        answer = msgspec.json.decode(usage_documents.encoded_ingest_document(columnar))
+        assert answer == usage_documents.ingest_document(one_by_one)  # the API's answer
         counts.update(columnar.counts())
     assert all(counts[status] for status in EventStatus), counts
     assert summary(by_lines) == summary(by_events)
@@ -164,3 +168,24 @@ def test_folding_the_rollup_log_changes_no_total(
     assert logged[1] > 100  # the other kept every delta in the log
     assert summary(folding) == summary(keeping)
     assert any(summary(folding)[0].values())
+
+
+def test_an_answer_of_plain_events_only_is_the_same_document(
+    pair: tuple[UsageService, UsageService],
+) -> None:
+    """A batch whose every event took the columnar path is answered straight from its columns
+    (``Outcomes.mapped``): the same document as the events' outcomes one by one."""
+    by_lines, by_events = pair
+    bodies = [event(f"p{n}", str(n + 1), account=f"acct_{n % 3}") for n in range(40)]
+    for batch in (bodies[:25], bodies):  # the second time, 25 duplicates
+        screened = by_lines.screen_lines(Lines([json.dumps(b).encode() for b in batch]), "http")
+        assert screened.plain is not None
+        assert len(screened.plain.positions) == len(batch)
+        answer = usage_documents.encoded_ingest_document(by_lines.store(screened))
+        expected = usage_documents.ingest_document(by_events.ingest(batch, source="http"))
+        assert msgspec.json.decode(answer) == expected
+        assert expected["events"][-1] == {
+            "index": len(batch) - 1,
+            "id": batch[-1]["id"],
+            "status": "accepted",
+        }
