@@ -420,6 +420,10 @@ class Screened:
         return Screened(self.intake, valid, self.size)
 
 
+def _as_it_is(outcome: EventOutcome) -> EventOutcome:
+    return outcome
+
+
 class Outcomes(Sequence[EventOutcome]):
     """A batch's outcomes, one per event in order, kept as statuses for the rows taken as
     columns: counting them and listing the problems makes no object per event."""
@@ -473,15 +477,7 @@ class Outcomes(Sequence[EventOutcome]):
 
     def _listed(self) -> list[EventOutcome]:
         if self._all is None:
-            decided = dict(self._decided)
-            if self._plain is not None:
-                ids = self._plain.events.ids
-                for row, (index, status) in enumerate(
-                    zip(self._plain.positions, self._statuses, strict=True)
-                ):
-                    if status is not None:
-                        decided[index] = EventOutcome(index, ids[row], status)
-            self._all = [decided[index] for index in range(self._size)]
+            self._all = self.mapped(EventOutcome, _as_it_is)
         return self._all
 
     def __len__(self) -> int:

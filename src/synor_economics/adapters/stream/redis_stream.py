@@ -60,7 +60,7 @@ class RedisEventStream:
         streams = found.values() if isinstance(found, dict) else (m for _, m in found or [])
         entries: list[StreamEntry] = []
         for messages in streams:
-            entries.extend(_raw_entry(entry_id, fields) for entry_id, fields in messages)
+            entries.extend(_entry(entry_id, fields) for entry_id, fields in messages)
         return entries
 
     def claim_idle(self, consumer: str, *, idle_ms: int, count: int) -> list[StreamEntry]:
@@ -130,16 +130,15 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
     return response
 
 
-def _raw_entry(entry_id: bytes, fields: list[bytes] | dict[bytes, bytes]) -> StreamEntry:
-    """An entry as XREADGROUP's raw reply has it, delivered for the first time."""
+def _entry(
+    entry_id: bytes | str, fields: list[bytes] | dict[bytes, bytes], deliveries: int = 1
+) -> StreamEntry:
+    """An entry with its fields as redis-py gives them (a dict: XAUTOCLAIM) or as the raw
+    XREADGROUP reply has them (``[field, value, ...]``); its payload is the ``event`` field."""
     if isinstance(fields, dict):
         payload = fields.get(_FIELD, b"")
     elif fields[:1] == [_FIELD]:  # as ``publish`` and most producers write it: the one field
         payload = fields[1]
     else:
         payload = dict(zip(fields[::2], fields[1::2], strict=False)).get(_FIELD, b"")
-    return StreamEntry(_text(entry_id), payload, 1)
-
-
-def _entry(entry_id: bytes | str, fields: dict[bytes, bytes], deliveries: int) -> StreamEntry:
-    return StreamEntry(_text(entry_id), fields.get(_FIELD, b""), deliveries)
+    return StreamEntry(_text(entry_id), payload, deliveries)
