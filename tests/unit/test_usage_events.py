@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain.usage import EventError, UsageEvent, _checked_event, parse_event
+from synor_economics.domain.usage import (
+    EventError,
+    EventKeys,
+    UsageEvent,
+    _checked_event,
+    parse_event,
+)
 from synor_economics.services.time import to_us
 
 RESOURCES = load_default_catalog().resources
@@ -181,3 +187,22 @@ def test_the_fast_path_gives_the_careful_paths_answer(
     assert _outcome(lambda: parse_event(body, RESOURCES, None)) == _outcome(
         lambda: _checked_event(body, RESOURCES, None)
     )
+
+
+def test_event_keys_are_the_pairs_of_their_columns() -> None:
+    """Keys made only when read are the (account, id) pairs a list of them would hold."""
+    accounts, ids = ["a", "b", "a"], ["1", "2", "3"]
+    keys = EventKeys(accounts, ids)
+    pairs = list(zip(accounts, ids, strict=True))
+    assert len(keys) == 3
+    assert list(keys) == pairs
+    assert [keys[row] for row in range(3)] == pairs
+    assert keys[-1] == ("a", "3")
+    assert keys[1:] == pairs[1:]
+    assert ("b", "2") in keys
+    assert ("b", "3") not in keys
+    assert set(keys) == set(pairs)
+    with pytest.raises(IndexError):
+        keys[3]
+    with pytest.raises(ValueError, match="as many"):
+        EventKeys(accounts, ids[:2])

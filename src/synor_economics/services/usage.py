@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from itertools import repeat
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -124,6 +124,14 @@ def month_bounds(period: str) -> tuple[datetime, datetime]:
     return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
+SCREENED_AHEAD = 2
+"""Batches of a file read and validated ahead of the one being stored. One was not enough:
+storing a batch that folds the rollup log (every other batch of a backfill) takes about twice
+as long as one that does not, and validation, steady, then waited after the long ones for the
+short ones; a second batch ahead evens that out (1M-event backfill: the storing thread waited
+0.72 s → 0.35 s for batches, 262k → 275k–294k events/s). A third gained nothing measurable."""
+
+
 class UsageService:
     def __init__(self, uow: UsageUnitOfWork, clock: Clock, catalog: Catalog) -> None:
         self.uow = uow
@@ -143,11 +151,11 @@ class UsageService:
         """Ingest batch after batch (a file's chunks), each in its own transaction, yielding
         each with its outcomes once it is durable.
 
-        The next batch is read and validated on a helper thread while the current one is
-        stored: storing is largely the database's work, done with the interpreter released,
-        so the two overlap on two cores. ``events`` gives a batch's raw events, or its NDJSON
-        lines (validated a column at a time). Reading or validation errors surface here, after
-        the batches before them are stored."""
+        The next batches (``SCREENED_AHEAD``) are read and validated on a helper thread
+        while the current one is stored: storing is largely the database's work, done with the
+        interpreter released, so the two overlap on two cores. ``events`` gives a batch's raw
+        events, or its NDJSON lines (validated a column at a time). Reading or validation
+        errors surface here, after the batches before them are stored."""
         source_batches = iter(batches)
 
         def screen_next() -> tuple[_B, Screened] | None:
@@ -155,9 +163,9 @@ class UsageService:
             return None if batch is None else (batch, self.screen_batch(events(batch), source))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synor-screen") as helper:
-            upcoming = helper.submit(screen_next)
-            while (ready := upcoming.result()) is not None:
-                upcoming = helper.submit(screen_next)
+            upcoming = deque(helper.submit(screen_next) for _ in range(SCREENED_AHEAD))
+            while (ready := upcoming.popleft().result()) is not None:
+                upcoming.append(helper.submit(screen_next))
                 batch, screened = ready
                 yield batch, self.store(screened)
 
@@ -443,9 +451,10 @@ class Outcomes(Sequence[EventOutcome]):
 
     def counts(self) -> Counter[EventStatus]:
         """How many events ended in each status."""
-        counted = Counter(outcome.status for outcome in self._decided.values())
-        counted.update(status for status in self._statuses if status is not None)
-        return counted
+        counted: Counter[EventStatus | None] = Counter(self._statuses)  # in C, not a step each
+        del counted[None]
+        counted.update(outcome.status for outcome in self._decided.values())
+        return cast(Counter[EventStatus], counted)
 
     def problems(self) -> list[EventOutcome]:
         """The rejected and conflicting events' outcomes, in order."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import msgspec
 
@@ -226,20 +226,86 @@ def read_events(path: Path, fmt: str, batch: int) -> Iterator[Chunk]:
 
 
 def _ndjson_chunks(path: Path, batch: int) -> Iterator[Chunk]:
-    """An NDJSON file's non-blank lines, ``batch`` at a time, as they are: decoding is the
-    ingest service's (a column at a time, see ``usage_columns``)."""
+    """An NDJSON file's non-blank lines, ``batch`` at a time, as they are (without their line
+    ends): decoding is the ingest service's (a column at a time, see ``usage_columns``).
+
+    The file is read a block at a time and each block split in C (``_line_blocks``). Read a
+    line at a time, with a Python step for each, reading took about 0.4 µs a line on the thread
+    that validates, which the thread storing the batch before waited for."""
+    lines: list[bytes] = []
+    numbers: list[int] = []
     with path.open("rb") as handle:
-        lines: list[bytes] = []
-        numbers: list[int] = []
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                lines.append(line.rstrip(b"\r\n"))
-                numbers.append(number)
-                if len(lines) == batch:
-                    yield Chunk(Lines(lines, numbers), handle.tell())
-                    lines, numbers = [], []
+        for block in _line_blocks(handle):
+            kept, kept_numbers = block.non_blank()
+            taken = 0
+            while len(lines) + len(kept) - taken >= batch:
+                end = taken + batch - len(lines)
+                lines += kept[taken:end]
+                numbers += kept_numbers[taken:end]
+                taken = end
+                yield Chunk(Lines(lines, numbers), block.position_after(numbers[-1]))
+                lines, numbers = [], []
+            lines += kept[taken:]
+            numbers += kept_numbers[taken:]
         if lines:
             yield Chunk(Lines(lines, numbers), handle.tell())
+
+
+_BLOCK_BYTES = 1 << 22
+"""How much of an NDJSON file is read at a time (4 MiB: some 20,000 events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LineBlock:
+    """Whole lines of a file, as split at ``\n`` (without it): the first is line ``first``
+    and starts at byte ``start``; ``ended`` says whether the last one was ended by a ``\n``
+    (only the file's last line may not be), ``returns`` whether any holds a ``\r``."""
+
+    lines: list[bytes]
+    first: int
+    start: int
+    ended: bool
+    returns: bool
+
+    def non_blank(self) -> tuple[list[bytes], Sequence[int]]:
+        """The lines that are not blank (whitespace only), without trailing ``\r``, and their
+        numbers. Blank lines and ``\r`` are rare: looked for in C first."""
+        lines, first = self.lines, self.first
+        numbers: Sequence[int]
+        if all(lines) and not any(map(bytes.isspace, lines)):
+            kept, numbers = lines, range(first, first + len(lines))
+        else:
+            numbered = [(n, line) for n, line in enumerate(lines, first) if line.strip()]
+            kept = [line for _, line in numbered]
+            numbers = [n for n, _ in numbered]
+        if self.returns:
+            kept = [line.rstrip(b"\r") for line in kept]
+        return kept, numbers
+
+    def position_after(self, number: int) -> int:
+        """The byte just after line ``number`` (of this block) and its line end."""
+        through = number - self.first + 1
+        ends = through if self.ended or through < len(self.lines) else through - 1
+        return self.start + sum(map(len, self.lines[:through])) + ends
+
+
+def _line_blocks(handle: BinaryIO) -> Iterator[_LineBlock]:
+    """The file's whole lines, a block at a time (a line longer than a block is read whole
+    first, its pieces joined once)."""
+    number, start, pending = 1, 0, list[bytes]()
+    while block := handle.read(_BLOCK_BYTES):
+        if b"\n" not in block:
+            pending.append(block)
+            continue
+        data = b"".join([*pending, block]) if pending else block
+        lines = data.split(b"\n")
+        tail = lines.pop()  # not ended yet: goes with the next block
+        pending = [tail] if tail else []
+        yield _LineBlock(lines, number, start, ended=True, returns=b"\r" in data)
+        number, start = number + len(lines), start + len(data) - len(tail)
+    if pending:
+        tail = b"".join(pending)
+        yield _LineBlock([tail], number, start, ended=False, returns=b"\r" in tail)
 
 
 def _csv_rows(text: TextIO) -> Iterator[Any]:

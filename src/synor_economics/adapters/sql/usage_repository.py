@@ -184,7 +184,7 @@ def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def _repeats(keys: list[EventKey], hashes: Hashes) -> bool:
+def _repeats(keys: Sequence[EventKey], hashes: Hashes) -> bool:
     """Whether a key occurs twice (the sort keys, sorted, say no at numpy's speed, nearly
     always; ``np.unique`` took ten times as long)."""
     ordered = np.sort(hashes[:, 0])
@@ -304,7 +304,7 @@ class SqlUsageRepository:
         self._staged: list[tuple[Hashes, Hashes, Seqs]] = []
         """This transaction's new keys (SQLite): sort keys, checks and rows, written as one run
         by :meth:`finish`..."""
-        self._staged_keys: list[tuple[list[EventKey], list[str]]] = []
+        self._staged_keys: list[tuple[Sequence[EventKey], list[str]]] = []
         """... and their keys and fingerprints, for lookups later in the same transaction, put
         into ``_staged_found`` only if one comes (a batch is usually looked up once, before it
         is stored; under group commit, the next batch's lookup comes)."""
@@ -581,7 +581,7 @@ class SqlUsageRepository:
 
     def _stage(
         self,
-        keys: list[EventKey],
+        keys: Sequence[EventKey],
         fingerprints: list[str],
         entries: tuple[Hashes, Hashes],
         first: int,
