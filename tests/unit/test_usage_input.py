@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synor_economics.services import usage_input
-from synor_economics.services.usage_input import Lines, read_events
+from synor_economics.services.usage_input import Lines, decode_body, read_events
 
 
 def line_by_line(path: Path, batch: int) -> Iterator[tuple[list[bytes], list[int], int]]:
@@ -68,3 +68,19 @@ def test_a_large_file_in_default_blocks(tmp_path: Path) -> None:
     lines[1234] = b"   "
     path.write_bytes(b"\n".join(lines) + b"\r\n")
     assert in_blocks(path, 7_000) == list(line_by_line(path, 7_000))
+
+
+@pytest.mark.parametrize(
+    ("body", "lines", "numbers"),
+    [
+        (b'{"a":1}\n{"b":2}\n', [b'{"a":1}', b'{"b":2}'], [1, 2]),
+        (b'{"a":1}\n\n \t\n{"b":2}\r\n{"c":3}', [b'{"a":1}', b'{"b":2}', b'{"c":3}'], [1, 4, 5]),
+        (b"\n\n", [], []),
+    ],
+)
+def test_ndjson_bodies_leave_blank_lines_out_and_keep_numbers(
+    body: bytes, lines: list[bytes], numbers: list[int]
+) -> None:
+    events = decode_body(body, ndjson=True)
+    assert isinstance(events, Lines)
+    assert (events.lines, list(events.numbers)) == (lines, numbers)

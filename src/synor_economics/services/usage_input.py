@@ -45,13 +45,17 @@ def decode_body(body: bytes, *, ndjson: bool) -> Sequence[object]:
 
 
 def _ndjson_body(body: bytes) -> Lines:
-    lines: list[bytes] = []
-    numbers: list[int] = []
-    for number, line in enumerate(body.splitlines(), start=1):
-        if line.strip():
-            lines.append(line)
-            numbers.append(number)
-    return Lines(lines, numbers)
+    return Lines(*_non_blank(body.splitlines(), 1))
+
+
+def _non_blank(lines: list[bytes], first: int) -> tuple[list[bytes], Sequence[int]]:
+    """The lines that are not blank (whitespace only), with their numbers (``lines`` being
+    lines ``first`` on). Blank lines are rare: looked for in C first, a Python step per line
+    only when there is one."""
+    if all(lines) and not any(map(bytes.isspace, lines)):
+        return lines, range(first, first + len(lines))
+    numbered = [(number, line) for number, line in enumerate(lines, first) if line.strip()]
+    return [line for _, line in numbered], [number for number, _ in numbered]
 
 
 def _json_body(body: bytes) -> Sequence[object]:
@@ -269,15 +273,8 @@ class _LineBlock:
 
     def non_blank(self) -> tuple[list[bytes], Sequence[int]]:
         """The lines that are not blank (whitespace only), without trailing ``\r``, and their
-        numbers. Blank lines and ``\r`` are rare: looked for in C first."""
-        lines, first = self.lines, self.first
-        numbers: Sequence[int]
-        if all(lines) and not any(map(bytes.isspace, lines)):
-            kept, numbers = lines, range(first, first + len(lines))
-        else:
-            numbered = [(n, line) for n, line in enumerate(lines, first) if line.strip()]
-            kept = [line for _, line in numbered]
-            numbers = [n for n, _ in numbered]
+        numbers."""
+        kept, numbers = _non_blank(self.lines, self.first)
         if self.returns:
             kept = [line.rstrip(b"\r") for line in kept]
         return kept, numbers
