@@ -98,3 +98,36 @@ def test_postgres_events_are_keyed_by_account_and_id_not_by_seq(postgres_url: st
     migrate.upgrade(engine)
     assert shape() == (["uq_usage_events_account_event_id"], "i", 1000)
     engine.dispose()
+
+
+def test_postgres_event_keys_compare_bytewise(postgres_url: str) -> None:
+    """Migration 0014 (PostgreSQL): ``usage_events``' account and id, and the unique key's
+    index on them, use collation ``C``; the downgrade gives them the database's default."""
+    engine = migrated_engine(postgres_url)
+
+    def collations() -> tuple[list[tuple[str, str | None]], list[str | None]]:
+        with engine.connect() as conn:
+            columns = conn.execute(
+                text(
+                    "SELECT column_name, collation_name FROM information_schema.columns "
+                    "WHERE table_name = 'usage_events' AND column_name IN ('account', 'event_id') "
+                    "ORDER BY column_name"
+                )
+            ).all()
+            index = conn.execute(
+                text(
+                    "SELECT array_agg(c.collname ORDER BY k.n) FROM pg_index AS i "
+                    "CROSS JOIN LATERAL unnest(i.indcollation::oid[]) WITH ORDINALITY AS k(o, n) "
+                    "LEFT JOIN pg_collation AS c ON c.oid = k.o "
+                    "WHERE i.indexrelid = 'uq_usage_events_account_event_id'::regclass"
+                )
+            ).scalar_one()
+            return [tuple(row) for row in columns], index
+
+    bytewise = ([("account", "C"), ("event_id", "C")], ["C", "C", None])
+    assert collations() == bytewise
+    migrate_to(engine, "0013_usage_events_unindexed_seq")
+    assert collations() == ([("account", None), ("event_id", None)], ["default", "default", None])
+    migrate.upgrade(engine)
+    assert collations() == bytewise
+    engine.dispose()

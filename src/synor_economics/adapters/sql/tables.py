@@ -156,12 +156,20 @@ class ExactDecimal(TypeDecorator[Decimal]):
 # key. ``seq`` is the primary key on SQLite (its row id, which the key index names); PostgreSQL
 # drops that index (migration 0013): it never looks an event up by ``seq``, and the unique key is
 # the replica identity.
+KeyText = String(200).with_variant(String(200, collation="C"), "postgresql")
+"""Text of a dedup key (``usage_events``' account and id), compared byte by byte on PostgreSQL
+too (collation ``C``, migration 0014), as SQLite always does. Under a linguistic collation each
+comparison in the unique key's index goes through the locale: copying an event into a database
+whose default is ``en-US`` (ICU) cost PostgreSQL 4.9 µs, against 3.8 µs under ``C`` (4.1-4.2 µs
+under ``C.UTF-8``, glibc's). Equality does not change (deterministic collations compare equal
+only what is byte-equal); only the order of accounts and ids, nowhere relied upon, does."""
+
 usage_events = Table(
     "usage_events",
     metadata,
     Column("seq", Seq, primary_key=True, autoincrement=True),
-    Column("account", String(200), nullable=False),
-    Column("event_id", String(200), nullable=False),
+    Column("account", KeyText, nullable=False),
+    Column("event_id", KeyText, nullable=False),
     Column("resource", String(100), nullable=False),
     Column("quantity", ExactDecimal(), nullable=False),
     Column("ts_us", BigInteger, nullable=False),
