@@ -13,7 +13,7 @@ table's lock: run it, like every migration, with the service stopped.
 
 Revision ID: 0014_usage_event_keys_bytewise
 Revises: 0013_usage_events_unindexed_seq
-Create Date: 2026-11-25
+Create Date: 2026-11-24
 """
 
 from __future__ import annotations
