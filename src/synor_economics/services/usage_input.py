@@ -261,7 +261,7 @@ _BLOCK_BYTES = 1 << 22
 
 @dataclass(frozen=True, slots=True)
 class _LineBlock:
-    """Whole lines of a file, as split at ``\n`` (without it): the first is line ``first``
+    r"""Whole lines of a file, as split at ``\n`` (without it): the first is line ``first``
     and starts at byte ``start``; ``ended`` says whether the last one was ended by a ``\n``
     (only the file's last line may not be), ``returns`` whether any holds a ``\r``."""
 
@@ -272,7 +272,7 @@ class _LineBlock:
     returns: bool
 
     def non_blank(self) -> tuple[list[bytes], Sequence[int]]:
-        """The lines that are not blank (whitespace only), without trailing ``\r``, and their
+        r"""The lines that are not blank (whitespace only), without trailing ``\r``, and their
         numbers."""
         kept, numbers = _non_blank(self.lines, self.first)
         if self.returns:
