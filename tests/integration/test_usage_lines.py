@@ -9,6 +9,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from synor_economics.adapters.sql import usage_repository
 from synor_economics.adapters.sql.engine import scratch_postgres
 from synor_economics.adapters.sql.uow import SqlUnitOfWork
 from synor_economics.catalog import load_default_catalog
-from synor_economics.domain.usage import EventStatus
+from synor_economics.domain.usage import EventStatus, parse_event
 from synor_economics.services import usage_documents
 from synor_economics.services.usage import UsageService
 from synor_economics.services.usage_input import InputError, Lines, events_of, read_events
@@ -125,8 +126,8 @@ def test_lines_and_events_end_the_same(pair: tuple[UsageService, UsageService]) 
 
 
 def stored_events(service: UsageService) -> list[tuple[Any, ...]]:
-    """Every stored event's fields as PostgreSQL holds them (columnar events are copied as
-    CSV, the others row by row)."""
+    """Every stored event's fields as the database holds them (on PostgreSQL, copied in as
+    CSV)."""
     columns = "account, event_id, resource, quantity, ts_us, subject, operator, meta, fingerprint"
     assert isinstance(service.uow, SqlUnitOfWork)
     with service.uow.engine.connect() as conn:
@@ -189,3 +190,29 @@ def test_an_answer_of_plain_events_only_is_the_same_document(
             "id": batch[-1]["id"],
             "status": "accepted",
         }
+
+
+def test_events_one_by_one_are_stored_as_they_were_parsed(
+    pair: tuple[UsageService, UsageService],
+) -> None:
+    """Events that are not plain (meta, gauges), stored one by one, keep every field exactly:
+    texts that CSV and COPY quote or escape, the longest quantities, meta's JSON."""
+    service, _ = pair
+    tricky = 'a"b,c\\N\\.'
+    bodies = [
+        event(
+            "m1", "123456789012345678901234567890.123456789012345678", meta={"k": tricky + "\t\né€"}
+        ),
+        event("m2", "-2.5", resource="database.queries", meta={"note": "", "n": 3, "b": True}),
+        gauge("g1", 5 * 10**12, "2026-11-02T00:00:00Z", subject=tricky),
+        event("m3", "1", operator=tricky, meta={"x": None}),
+    ]
+    assert service.ingest(bodies, source="file").counts() == {EventStatus.ACCEPTED: 4}
+    resources = load_default_catalog().resources
+    parsed = sorted(parse_event(body, resources, None) for body in bodies)
+    stored = stored_events(service)
+    assert [(*row[:3], Decimal(str(row[3])), *row[4:]) for row in stored] == [
+        tuple(event) for event in parsed
+    ]
+    assert tricky in {row[5] for row in stored} & {row[6] for row in stored}
+    assert {"k": tricky + "\t\né€"} in [json.loads(row[7]) for row in stored if row[7]]

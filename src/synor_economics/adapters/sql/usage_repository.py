@@ -179,11 +179,6 @@ def _concurrent_writes() -> Iterator[None]:
         raise ConcurrentWriteError(str(error).splitlines()[0]) from error
 
 
-def _by_key(row: tuple[Any, ...]) -> tuple[str, str]:
-    """An event row's dedup key (account, event_id): the order PostgreSQL rows are copied in."""
-    return row[0], row[1]
-
-
 def _repeats(keys: Sequence[EventKey], hashes: Hashes) -> bool:
     """Whether a key occurs twice (the sort keys, sorted, say no at numpy's speed, nearly
     always; ``np.unique`` took ten times as long)."""
@@ -373,24 +368,23 @@ class SqlUsageRepository:
         # The hot path of ingestion goes to the driver directly (COPY on PostgreSQL, multi-row
         # VALUES on SQLite): SQLAlchemy's per-row parameter handling costs more here than the
         # database's own work.
-        if not self._postgres:
-            keys = [e[:2] for e in events]
-            fingerprints = [e.fingerprint for e in events]
-            texts = (
-                (a, i, r, format(q, "f"), t, s, o, m, f) for a, i, r, q, t, s, o, m, f in events
-            )
-            self._append(
-                keys,
-                fingerprints,
-                list(zip(*texts, strict=True)),
-                received_us=received_us,
-                source=source,
-                generation=generation,
-                entries=self._new_keys(keys, fingerprints) if generation == 0 else None,
-            )
+        texts = ((a, i, r, format(q, "f"), t, s, o, m, f) for a, i, r, q, t, s, o, m, f in events)
+        columns = list(zip(*texts, strict=True))  # the first nine of _EVENT_FIELDS
+        if self._postgres:
+            constants = ([received_us] * len(events), [source] * len(events))
+            self._copy_columns([*map(list, columns), *constants, [generation] * len(events)])
             return
-        rows = [(*e, received_us, source, generation) for e in events]  # _EVENT_FIELDS' order
-        self._copy(rows)
+        keys = [e[:2] for e in events]
+        fingerprints = [e.fingerprint for e in events]
+        self._append(
+            keys,
+            fingerprints,
+            columns,
+            received_us=received_us,
+            source=source,
+            generation=generation,
+            entries=self._new_keys(keys, fingerprints) if generation == 0 else None,
+        )
 
     def add_new_events(
         self, events: EventColumns, *, received_us: int, source: str
@@ -450,22 +444,13 @@ class SqlUsageRepository:
             self._copy_columns(_event_columns(fresh, received_us, source))
         return stored
 
-    def _copy(self, rows: list[tuple[Any, ...]]) -> None:
-        """COPY event rows (PostgreSQL), in ``_EVENT_FIELDS``' order.
+    def _copy_columns(self, columns: Sequence[Column]) -> None:
+        """COPY events given as columns (PostgreSQL), in ``_EVENT_FIELDS``' order, as CSV
+        (``bulk.copy_columns``).
 
         In key order: two writers storing some of the same keys then wait on each other in one
         direction only, never in a circle (a deadlock, seen in the side-by-side test when each
         copied its batch in arrival order)."""
-        rows.sort(key=_by_key)
-        statement = f"COPY {_EVENTS_TARGET} FROM STDIN"
-        driver = driver_of(self.conn)
-        with _concurrent_writes(), driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def _copy_columns(self, columns: list[Column]) -> None:
-        """:meth:`_copy` for events as columns (``_event_columns``), copied as CSV in key
-        order (``bulk.copy_columns``)."""
         with _concurrent_writes():
             copy_columns(driver_of(self.conn), _EVENTS_TARGET, columns, sort_by=2)
 
